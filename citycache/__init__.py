@@ -1,0 +1,1 @@
+"""Code shared by the API and the workers: settings, the cache-key rule, the event codec, clients."""

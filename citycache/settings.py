@@ -1,0 +1,70 @@
+"""Settings from the environment, optionally from a .env file; every one is documented in .env.example."""
+from __future__ import annotations
+
+import functools
+import sys
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "postgresql://postgres:root@localhost:5432/tutorial"
+    redis_url: str = "redis://localhost:6379/0"
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_consumer_group: str = "kafka_cleaner"
+    s3_endpoint: str = "localhost:9000"
+    s3_access_key: str = "cityadmin"
+    s3_secret_key: str = "citysecret"
+    s3_bucket: str = "images"
+    s3_secure: bool = False
+    cache_ttl_seconds: int = Field(default=320, gt=0)
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class SettingsError(SystemExit):
+    """A bad setting stops the process with one line that names it."""
+
+
+@functools.cache
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None
+
+
+def shell_exports(settings: Settings) -> str:
+    """The settings the ops scripts need (ports, credentials), as shell `export` lines."""
+    pg, redis_url = urlsplit(settings.database_url), urlsplit(settings.redis_url)
+    kafka_host, _, kafka_port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
+    s3_host, _, s3_port = settings.s3_endpoint.rpartition(":")
+    values = {
+        "PG_HOST": pg.hostname or "localhost",
+        "PG_PORT": pg.port or 5432,
+        "PG_USER": pg.username or "postgres",
+        "PG_PASSWORD": pg.password or "",
+        "PG_DATABASE": pg.path.lstrip("/") or "postgres",
+        "REDIS_PORT": redis_url.port or 6379,
+        "KAFKA_HOST": kafka_host,
+        "KAFKA_PORT": kafka_port,
+        "S3_HOST": s3_host,
+        "S3_PORT": s3_port,
+        "S3_ACCESS_KEY": settings.s3_access_key,
+        "S3_SECRET_KEY": settings.s3_secret_key,
+        "S3_BUCKET": settings.s3_bucket,
+        "DATABASE_URL": settings.database_url,
+    }
+    return "\n".join(f"export {name}='{value}'" for name, value in values.items())
+
+
+if __name__ == "__main__":
+    # `python -m citycache.settings` prints the exports the ops scripts source.
+    print(shell_exports(get_settings()))
+    sys.exit(0)

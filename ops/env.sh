@@ -8,4 +8,9 @@ VENV=$CACHE_HOME/venv-$(cat "$ROOT"/requirements*.txt | sha256sum | cut -c1-12)
 PYTHON=$VENV/bin/python
 
 KAFKA_VERSION=4.3.1
-S3PROXY_VERSION=2.6.0
+S3PROXY_VERSION=4.1.0
+# Debian's PostgreSQL server binaries (initdb, pg_ctl) are not on the PATH.
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+# The OS user postgres must reach its data directory, and a clone may sit under a home closed to it
+# (/root is 0700), so each clone's cluster lives under /var/lib/postgresql, named after the clone.
+PG_STATE_DIR=${PG_STATE_DIR:-/var/lib/postgresql/city-cache-$(printf %s "$ROOT" | sha256sum | cut -c1-12)}

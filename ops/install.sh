@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Installs what the local services and the tests need: Debian packages, the Python venv, and the
+# Kafka and S3Proxy classpaths from Maven Central. Pinned and idempotent: every step leaves a marker
+# (or checks what is installed) and a second run only looks at them.
+set -euo pipefail
+# shellcheck source=ops/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+DEBS=(postgresql-15 postgresql-contrib redis-server redis-tools python3-venv openjdk-17-jre-headless maven
+      procps iproute2 util-linux)
+LOG4J_VERSION=2.25.3
+MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+
+say() { echo "install: $*"; }
+die() { echo "install: $*" >&2; exit 1; }
+
+install_debs() {
+  local missing=() pkg
+  for pkg in "${DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+  done
+  if ((${#missing[@]} == 0)); then
+    say "debian packages present"
+    return
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  say "debian packages installed: ${missing[*]}"
+}
+
+# Debian's packages may have created and started a cluster 15/main on 5432 and a redis on 6379.
+# Our own processes (ops/services.sh) take those ports, so the system ones are stopped and kept
+# from starting at boot, whatever state they are in now.
+stop_system_services() {
+  local conf=/etc/postgresql/15/main/start.conf
+  if [[ -f $conf ]] && ! grep -qx manual "$conf"; then
+    echo manual >"$conf"
+  fi
+  if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | awk '$1 == 15 && $2 == "main" && $4 == "online"' | grep -q .; then
+    pg_ctlcluster 15 main stop
+    say "stopped the system cluster postgresql 15/main"
+  fi
+  local pidfile=/run/redis/redis-server.pid
+  if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    if [[ -d /run/systemd/system ]]; then systemctl stop redis-server; else /etc/init.d/redis-server stop >/dev/null; fi
+    say "stopped the system redis-server"
+  fi
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now postgresql redis-server >/dev/null 2>&1 || true
+  elif [[ -x /etc/init.d/redis-server ]] && ls /etc/rc[2-5].d/S*redis-server >/dev/null 2>&1; then
+    update-rc.d redis-server disable >/dev/null 2>&1 || true
+  fi
+}
+
+install_venv() {
+  if [[ -f $VENV/.installed ]]; then
+    say "venv cached ($VENV)"
+    return
+  fi
+  [[ -x $PYTHON ]] || python3 -m venv "$VENV"
+  "$PYTHON" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+  touch "$VENV/.installed"
+  say "venv installed ($VENV)"
+}
+
+# maven_classpath DIR NAME [--bom G:A:V]... G:A:V...: the runtime classpath of the artifacts, in
+# DIR/libs, through a generated pom. A BOM pins the versions its artifact was built with (Maven's
+# nearest-wins would otherwise pick older transitive versions). The libs appear whole or not at all;
+# DIR/.installed holds the pom they came from, so a changed pin resolves again.
+maven_classpath() {
+  local dir=$1 name=$2
+  shift 2
+  local boms="" deps="" g a v pom
+  while (($#)); do
+    if [[ $1 == --bom ]]; then
+      IFS=: read -r g a v <<<"$2"
+      boms+="<dependency><groupId>$g</groupId><artifactId>$a</artifactId><version>$v</version><type>pom</type><scope>import</scope></dependency>"
+      shift 2
+    else
+      IFS=: read -r g a v <<<"$1"
+      deps+="<dependency><groupId>$g</groupId><artifactId>$a</artifactId><version>$v</version></dependency>"
+      shift
+    fi
+  done
+  pom="<project xmlns=\"http://maven.apache.org/POM/4.0.0\">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.citycache</groupId><artifactId>$name-classpath</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencyManagement><dependencies>$boms</dependencies></dependencyManagement>
+  <dependencies>$deps</dependencies>
+</project>"
+  if [[ -f $dir/.installed && $(<"$dir/.installed") == "$pom" ]]; then
+    return 1
+  fi
+  mkdir -p "$dir"
+  rm -rf "$dir/libs" "$dir/libs.tmp" "$dir/.installed"
+  printf '%s\n' "$pom" >"$dir/pom.xml"
+  if ! mvn -B -q -f "$dir/pom.xml" "$MAVEN_DEPENDENCY_PLUGIN:copy-dependencies" \
+      -DincludeScope=runtime -DoutputDirectory="$dir/libs.tmp" >"$dir/mvn.log" 2>&1; then
+    tail -n 30 "$dir/mvn.log" >&2
+    die "maven could not resolve $name (log: $dir/mvn.log)"
+  fi
+  mv "$dir/libs.tmp" "$dir/libs"
+  printf '%s\n' "$pom" >"$dir/.installed"
+}
+
+install_kafka() {
+  local dir=$CACHE_HOME/kafka-$KAFKA_VERSION
+  # Kafka logs through slf4j 1.7: log4j-slf4j-impl is the binding, without it the broker is silent.
+  if maven_classpath "$dir" kafka "org.apache.kafka:kafka_2.13:$KAFKA_VERSION" \
+      "org.apache.logging.log4j:log4j-core:$LOG4J_VERSION" \
+      "org.apache.logging.log4j:log4j-slf4j-impl:$LOG4J_VERSION"; then
+    say "kafka $KAFKA_VERSION installed ($(find "$dir/libs" -name "*.jar" | wc -l) jars)"
+  else
+    say "kafka $KAFKA_VERSION cached"
+  fi
+}
+
+install_s3proxy() {
+  local dir=$CACHE_HOME/s3proxy-$S3PROXY_VERSION gav=org.gaul:s3proxy:$S3PROXY_VERSION
+  if maven_classpath "$dir" s3proxy --bom "$gav" "$gav"; then
+    say "s3proxy $S3PROXY_VERSION installed ($(find "$dir/libs" -name "*.jar" | wc -l) jars)"
+  else
+    say "s3proxy $S3PROXY_VERSION cached"
+  fi
+}
+
+mkdir -p "$CACHE_HOME"
+install_debs
+stop_system_services
+install_venv
+install_kafka
+install_s3proxy

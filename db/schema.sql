@@ -1,0 +1,22 @@
+-- The city table in the classic "world" sample-database shape (DESIGN.md section 3):
+-- city(id, name, countrycode char(3), district, population) with ISO-3166 alpha-3 codes,
+-- so the seed's walkthrough (`UPDATE city SET population = 999999 WHERE name = 'Dobric'`)
+-- and every query written against the world database work unchanged.
+--
+-- Idempotent: safe to apply on every start (ops/seed.py applies it, then db/trigger.sql).
+-- It only creates what is missing and never alters or drops existing objects or rows.
+--
+-- The checks keep the contracts true at the source: the code is the key of the cache
+-- (`cities_<CODE>`) and the NOTIFY payload, so it must be exactly three uppercase letters;
+-- GeoNames reports unknown populations as 0, never negative.
+-- The index serves the API's only read, `... WHERE countrycode = $1`.
+
+CREATE TABLE IF NOT EXISTS city (
+    id          serial  PRIMARY KEY,
+    name        text    NOT NULL,
+    countrycode char(3) NOT NULL CHECK (countrycode ~ '^[A-Z]{3}$'),
+    district    text    NOT NULL DEFAULT '',
+    population  integer NOT NULL DEFAULT 0 CHECK (population >= 0)
+);
+
+CREATE INDEX IF NOT EXISTS city_countrycode_idx ON city (countrycode);

@@ -16,12 +16,17 @@ class Settings(BaseSettings):
     redis_url: str = "redis://localhost:6379/0"
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_consumer_group: str = "kafka_cleaner"
+    kafka_topic_partitions: int = Field(default=3, gt=0)
     s3_endpoint: str = "localhost:9000"
     s3_access_key: str = "cityadmin"
     s3_secret_key: str = "citysecret"
     s3_bucket: str = "images"
     s3_secure: bool = False
+    s3_region: str = "us-east-1"
     cache_ttl_seconds: int = Field(default=320, gt=0)
+    http_port: int = Field(default=8000, gt=0, lt=65536)
+    web_workers: int = Field(default=2, gt=0)
+    web_threads: int = Field(default=8, gt=0)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
 

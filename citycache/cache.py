@@ -1,0 +1,100 @@
+"""Cache-aside with leases: no stale set, no thundering herd.
+
+After Facebook's memcache leases. A reader that misses asks for a lease (a random token kept beside
+the key for a few seconds). Only the lease holder queries the database; the others wait briefly for
+its value. The holder stores its result only if its lease is still there, checked atomically in
+Redis. An invalidation deletes the key and the lease together, so a reader that read the database
+before a commit cannot write its old rows into the cache after the invalidation went by.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+
+import redis
+
+from citycache.keys import CACHE_KEY_PATTERN, LEASE_KEY_PATTERN, cache_key, lease_key
+
+log = logging.getLogger(__name__)
+
+# KEYS: value, lease. ARGV: token, lease ms. -> {"hit", value} | {"lease", token} | {"wait", ""}
+_GET_OR_LEASE = """
+local value = redis.call('GET', KEYS[1])
+if value then return {'hit', value} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'lease', ARGV[1]} end
+return {'wait', ''}
+"""
+# KEYS: value, lease. ARGV: token, value, ttl seconds. -> 1 stored, 0 lease gone (invalidated)
+_STORE_IF_LEASED = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
+
+
+class CityCache:
+    def __init__(self, client: redis.Redis, ttl_seconds: int, *, lease_ms: int = 3000,
+                 wait_seconds: float = 2.0):
+        self.redis = client
+        self.ttl_seconds = ttl_seconds
+        self.lease_ms = lease_ms
+        self.wait_seconds = wait_seconds
+        self._get_or_lease = client.register_script(_GET_OR_LEASE)
+        self._store_if_leased = client.register_script(_STORE_IF_LEASED)
+
+    def lease(self, code: str) -> tuple[str, bytes]:
+        """One atomic step: ("hit", value), ("lease", token) or ("wait", b"")."""
+        token = secrets.token_hex(8)
+        state, value = self._get_or_lease(keys=[cache_key(code), lease_key(code)], args=[token, self.lease_ms])
+        return state.decode(), value
+
+    def store(self, code: str, token: bytes, value: bytes) -> bool:
+        stored = self._store_if_leased(
+            keys=[cache_key(code), lease_key(code)], args=[token, value, self.ttl_seconds])
+        return bool(stored)
+
+    def read_through(self, code: str, load: Callable[[], bytes]) -> tuple[bytes, str]:
+        """The cached value of `code`, or `load()` filled in by exactly one reader: (value, source)."""
+        deadline = time.monotonic() + self.wait_seconds
+        pause = 0.002
+        while True:
+            state, value = self.lease(code)
+            if state == "hit":
+                return value, "cache"
+            if state == "lease":
+                fresh = load()
+                if not self.store(code, value, fresh):
+                    log.info("cache store skipped: invalidated while loading", extra={"code": code})
+                return fresh, "db"
+            if time.monotonic() >= deadline:
+                # The filler is slow or gone: answer from the database rather than fail or wait longer.
+                log.warning("lease wait timed out", extra={"code": code})
+                return load(), "db"
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+def invalidate(client: redis.Redis, codes: Iterable[str]) -> int:
+    """Delete the values and the leases of `codes` in one atomic DEL; returns how many keys existed."""
+    keys = [key for code in codes for key in (cache_key(code), lease_key(code))]
+    return client.delete(*keys) if keys else 0
+
+
+def invalidate_all(client: redis.Redis, batch: int = 500) -> int:
+    """Delete every cached country and every lease (after TRUNCATE)."""
+    deleted = 0
+    for pattern in (CACHE_KEY_PATTERN, LEASE_KEY_PATTERN):
+        keys = []
+        for key in client.scan_iter(match=pattern, count=batch):
+            keys.append(key)
+            if len(keys) >= batch:
+                deleted += client.delete(*keys)
+                keys = []
+        if keys:
+            deleted += client.delete(*keys)
+    return deleted

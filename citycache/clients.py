@@ -1,0 +1,90 @@
+"""Client factories for Postgres, Redis, Kafka and the S3 store, configured from the settings."""
+from __future__ import annotations
+
+import psycopg2
+import redis
+import urllib3
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from minio import Minio
+
+from citycache.events import TOPIC
+from citycache.settings import Settings
+
+
+def pg_connect(settings: Settings, *, autocommit: bool = False, application_name: str = "city-cache"):
+    conn = psycopg2.connect(
+        settings.database_url,
+        connect_timeout=3,
+        application_name=application_name,
+        # Detect a dead server on an idle LISTEN connection within seconds, not hours.
+        keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
+    )
+    conn.autocommit = autocommit
+    return conn
+
+
+def redis_client(settings: Settings, *, timeout: float = 2.0) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+
+
+def _bootstrap(settings: Settings) -> list[str]:
+    return [server.strip() for server in settings.kafka_bootstrap_servers.split(",") if server.strip()]
+
+
+def kafka_producer(settings: Settings) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=_bootstrap(settings),
+        acks="all",
+        linger_ms=0,
+        max_block_ms=5000,
+        request_timeout_ms=5000,
+        delivery_timeout_ms=10000,
+        client_id="pg_listener",
+    )
+
+
+def kafka_consumer(settings: Settings) -> KafkaConsumer:
+    return KafkaConsumer(
+        TOPIC,
+        bootstrap_servers=_bootstrap(settings),
+        group_id=settings.kafka_consumer_group,
+        client_id="kafka_cleaner",
+        enable_auto_commit=False,  # offsets are committed only after Redis acknowledged the deletes
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+    )
+
+
+def kafka_admin(settings: Settings, *, timeout_ms: int = 3000) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=_bootstrap(settings), request_timeout_ms=timeout_ms, client_id="city-cache-admin",
+    )
+
+
+def ensure_topic(settings: Settings) -> None:
+    """Create the invalidation topic with its partitions if the broker does not have it yet."""
+    admin = kafka_admin(settings, timeout_ms=10000)
+    try:
+        admin.create_topics([NewTopic(TOPIC, settings.kafka_topic_partitions, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
+def s3_client(settings: Settings, *, connect_timeout: float = 3.0, read_timeout: float = 30.0,
+              retries: int = 2, pool_size: int = 16) -> Minio:
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+        maxsize=pool_size,
+        retries=urllib3.Retry(total=retries, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
+    return Minio(
+        settings.s3_endpoint, access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
+        secure=settings.s3_secure, region=settings.s3_region, http_client=http,
+    )

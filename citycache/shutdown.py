@@ -1,0 +1,62 @@
+"""SIGTERM/SIGINT handling for the blocking workers.
+
+The handler only sets a flag. The first signal means "finish what you hold, then stop"; a second
+means "stop now". A self-pipe registered with signal.set_wakeup_fd makes a signal end a select()
+at once, so a worker blocked waiting for Postgres notices the request immediately.
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+
+
+class Shutdown:
+    def __init__(self) -> None:
+        self.requested = False
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+
+    def install(self) -> "Shutdown":
+        signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise SystemExit(128 + signum)
+        self.requested = True
+
+    def fileno(self) -> int:
+        """Readable once a signal arrived: put it in the same select() as the work."""
+        return self._read_fd
+
+    def clear_wakeups(self) -> None:
+        try:
+            while os.read(self._read_fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep that a signal ends at once."""
+        if not self.requested and seconds > 0:
+            select.select([self._read_fd], [], [], seconds)
+            self.clear_wakeups()
+
+
+class Backoff:
+    """Exponential delays for reconnects: base, 2*base, ... up to cap; reset after a success."""
+
+    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * (2 ** self.attempt))
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0

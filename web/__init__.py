@@ -1,0 +1,26 @@
+"""The HTTP API: cities by country code through the Redis cache, images from the S3 store, health."""
+from __future__ import annotations
+
+from flask import Flask
+
+from citycache.logs import configure_logging
+from citycache.settings import get_settings
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    settings = get_settings()
+    app = Flask(__name__)
+    app.config.from_mapping(SETTINGS=settings, JSON_SORT_KEYS=False)
+    if test_config:
+        app.config.update(test_config)
+    if not app.testing:
+        configure_logging("web", settings.log_level)
+
+    from web import cities, errors, health, images, resources
+
+    resources.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(cities.bp)
+    app.register_blueprint(images.bp)
+    app.register_blueprint(health.bp)
+    return app

@@ -1,0 +1,30 @@
+"""gunicorn settings (gthread workers); every value comes from the project settings."""
+from pathlib import Path
+
+from citycache.settings import get_settings
+
+_settings = get_settings()
+
+bind = f"0.0.0.0:{_settings.http_port}"
+worker_class = "gthread"
+workers = _settings.web_workers
+threads = _settings.web_threads
+timeout = 30
+graceful_timeout = 20  # supervisord's stopwaitsecs for web is longer than this
+keepalive = 5
+# gunicornc's socket beside supervisord's, in the clone's (or image's) .run/, not in $HOME.
+control_socket = str(Path(__file__).resolve().parent.parent / ".run" / "gunicorn.ctl")
+accesslog = "-"
+errorlog = "-"
+access_log_format = '%(m)s %(U)s%(q)s %(s)s %(B)s bytes %(M)s ms'
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "citycache.logs.JsonFormatter", "component": "web"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    "root": {"level": _settings.log_level, "handlers": ["stdout"]},
+    "loggers": {
+        "gunicorn.error": {"level": _settings.log_level, "handlers": ["stdout"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+    },
+}

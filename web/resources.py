@@ -1,0 +1,66 @@
+"""Long-lived clients, made once per gunicorn worker process and shared by its threads."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import psycopg2
+from flask import Flask, current_app
+from minio import Minio
+from psycopg2.pool import ThreadedConnectionPool
+
+from citycache.cache import CityCache
+from citycache.clients import redis_client, s3_client
+from citycache.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    pg_pool: ThreadedConnectionPool
+    cache: CityCache
+    s3: Minio
+
+    @contextlib.contextmanager
+    def db(self):
+        """A pooled autocommit connection; one that broke (Postgres restarted) is closed, not reused."""
+        conn = self.pg_pool.getconn()
+        broken = False
+        try:
+            conn.autocommit = True
+            yield conn
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            broken = True
+            raise
+        finally:
+            self.pg_pool.putconn(conn, close=broken or bool(conn.closed))
+
+    def query(self, work):
+        """Run `work(conn)`, once more on a fresh connection if the pooled one was dead."""
+        try:
+            with self.db() as conn:
+                return work(conn)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            log.info("postgres connection was dead, retrying on a fresh one")
+            with self.db() as conn:
+                return work(conn)
+
+
+def init_app(app: Flask) -> None:
+    settings: Settings = app.config["SETTINGS"]
+    # minconn=0: nothing connects at start, so the app comes up (and says 503) while Postgres is down.
+    pool = ThreadedConnectionPool(
+        0, settings.web_threads + 2, settings.database_url, connect_timeout=3, application_name="web")
+    app.extensions["city_cache"] = Resources(
+        settings=settings,
+        pg_pool=pool,
+        cache=CityCache(redis_client(settings), settings.cache_ttl_seconds),
+        s3=s3_client(settings, pool_size=settings.web_threads),
+    )
+
+
+def get_resources() -> Resources:
+    return current_app.extensions["city_cache"]

@@ -1,0 +1,133 @@
+"""Kafka -> Redis: consume invalidations, delete the cache keys, then commit the offsets.
+
+At-least-once: offsets are committed only after Redis acknowledged the deletes; if Redis is down
+the batch is retried (never committed past); a DEL is idempotent, so a redelivery is harmless.
+A malformed message is logged with its offset and skipped; it never stops the loop.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import redis
+from kafka.errors import CommitFailedError, KafkaError
+
+from citycache import cache, events
+from citycache.clients import ensure_topic, kafka_consumer, redis_client
+from citycache.logs import configure_logging
+from citycache.settings import Settings, get_settings
+from citycache.shutdown import Backoff, Shutdown
+
+log = logging.getLogger("kafka_cleaner")
+
+POLL_MS = 500
+
+
+@dataclass
+class Plan:
+    """What one polled batch asks for: codes to delete (coalesced, in order), or everything."""
+    codes: list[str] = field(default_factory=list)
+    everything: bool = False
+    skipped: int = 0
+
+
+def plan_batch(records) -> Plan:
+    plan, seen = Plan(), set()
+    for record in records:
+        try:
+            event = events.decode(record.value)
+        except events.BadEvent as exc:
+            plan.skipped += 1
+            log.warning("bad event skipped", extra={
+                "partition": record.partition, "offset": record.offset, "error": str(exc),
+                "value": repr(record.value[:120]) if record.value is not None else None})
+            continue
+        if event.code == events.ALL_CODES:
+            plan.everything = True
+        elif event.code not in seen:
+            seen.add(event.code)
+            plan.codes.append(event.code)
+    return plan
+
+
+def apply_plan(client: redis.Redis, plan: Plan) -> int:
+    deleted = cache.invalidate(client, plan.codes)
+    if plan.everything:
+        deleted += cache.invalidate_all(client)
+    return deleted
+
+
+class KafkaCleaner:
+    def __init__(self, settings: Settings, shutdown: Shutdown) -> None:
+        self.settings = settings
+        self.shutdown = shutdown
+        self.redis = redis_client(settings)
+
+    def connect(self):
+        backoff = Backoff(base=0.5, cap=10.0)
+        while not self.shutdown.requested:
+            try:
+                ensure_topic(self.settings)
+                consumer = kafka_consumer(self.settings)
+                log.info("consuming", extra={"topic": events.TOPIC, "group": self.settings.kafka_consumer_group})
+                return consumer
+            except (KafkaError, OSError) as exc:
+                delay = backoff.next()
+                log.warning("kafka unavailable, retrying", extra={"error": str(exc), "retry_in_s": delay})
+                self.shutdown.sleep(delay)
+        return None
+
+    def run(self) -> None:
+        consumer = self.connect()
+        if consumer is None:
+            return
+        try:
+            while not self.shutdown.requested:
+                batch = consumer.poll(timeout_ms=POLL_MS)
+                records = [record for part in batch.values() for record in part]
+                if not records:
+                    continue
+                plan = plan_batch(records)
+                if not self.apply_until_done(plan):
+                    log.info("stopping with the batch uncommitted; it will be redelivered",
+                             extra={"records": len(records)})
+                    break
+                self.commit(consumer, len(records), plan)
+        finally:
+            consumer.close(autocommit=False)
+            log.info("stopped")
+
+    def apply_until_done(self, plan: Plan) -> bool:
+        """Retry the deletes until Redis acknowledges them; False if asked to stop first."""
+        backoff = Backoff(base=0.2, cap=5.0)
+        while True:
+            try:
+                deleted = apply_plan(self.redis, plan)
+                log.info("invalidated", extra={"codes": plan.codes[:20], "all": plan.everything,
+                                               "deleted": deleted})
+                return True
+            except redis.RedisError as exc:
+                if self.shutdown.requested:
+                    return False
+                delay = backoff.next()
+                log.warning("redis unavailable, batch kept for retry",
+                            extra={"error": str(exc), "retry_in_s": delay})
+                self.shutdown.sleep(delay)
+
+    @staticmethod
+    def commit(consumer, count: int, plan: Plan) -> None:
+        try:
+            consumer.commit()
+        except (CommitFailedError, KafkaError) as exc:
+            # The group moved on (rebalance) or Kafka is away: these records will come again.
+            log.warning("offset commit failed; batch will be redelivered", extra={"error": str(exc)})
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging("kafka_cleaner", settings.log_level)
+    KafkaCleaner(settings, Shutdown().install()).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Postgres -> Kafka: LISTEN city_updates, drain the outbox, publish invalidations with acks=all.
+
+NOTIFY is only the wake-up; the outbox rows written by db/trigger.sql are the source of truth. The
+outbox is drained on every wake-up, at start and every POLL_SECONDS, so a notification missed while
+this worker or its connection was down loses nothing. Rows are deleted only after Kafka acknowledged.
+"""
+from __future__ import annotations
+
+import logging
+import select
+import time
+
+import psycopg2
+
+from citycache import outbox
+from citycache.clients import pg_connect
+from citycache.events import CHANNEL, BadEvent, parse_code
+from citycache.logs import configure_logging
+from citycache.settings import Settings, get_settings
+from citycache.shutdown import Backoff, Shutdown
+from workers.publisher import PublishError, Publisher
+
+log = logging.getLogger("pg_listener")
+
+POLL_SECONDS = 5.0
+BATCH_SIZE = 500
+
+
+class PgListener:
+    def __init__(self, settings: Settings, shutdown: Shutdown, publisher: Publisher) -> None:
+        self.settings = settings
+        self.shutdown = shutdown
+        self.publisher = publisher
+        self.kafka_backoff = Backoff(base=0.5, cap=10.0)
+
+    def run(self) -> None:
+        """Outer loop: (re)connect and LISTEN, serve until asked to stop; back off while Postgres is away."""
+        pg_backoff = Backoff(base=0.2, cap=10.0)
+        while not self.shutdown.requested:
+            conn = None
+            try:
+                conn = pg_connect(self.settings, autocommit=True, application_name="pg_listener")
+                with conn.cursor() as cur:
+                    cur.execute(f"LISTEN {CHANNEL}")
+                log.info("listening", extra={"channel": CHANNEL})
+                pg_backoff.reset()
+                self.serve(conn)
+            except psycopg2.Error as exc:
+                delay = pg_backoff.next()
+                log.warning("postgres unavailable, reconnecting",
+                            extra={"error": str(exc).strip(), "retry_in_s": delay})
+                self.shutdown.sleep(delay)
+            finally:
+                if conn is not None:
+                    conn.close()
+        self.publisher.close()
+        log.info("stopped")
+
+    def serve(self, conn) -> None:
+        """Inner loop: wait for a notification, the periodic timer or a signal; drain the outbox."""
+        claim_sql = outbox.claim_sql(conn)
+        drain_at = time.monotonic()  # drain at start: rows may have been written while nobody listened
+        while not self.shutdown.requested:
+            if time.monotonic() >= drain_at:
+                if self.drain(conn, claim_sql):
+                    self.kafka_backoff.reset()
+                    drain_at = time.monotonic() + POLL_SECONDS
+                else:
+                    drain_at = time.monotonic() + self.kafka_backoff.next()
+            wait = max(0.0, drain_at - time.monotonic())
+            ready, _, _ = select.select([conn, self.shutdown], [], [], wait)
+            if self.shutdown in ready:
+                self.shutdown.clear_wakeups()
+            if conn in ready:
+                conn.poll()
+                while conn.notifies:
+                    self.check_payload(conn.notifies.pop(0).payload)
+                    if self.kafka_backoff.attempt == 0:  # while Kafka is failing, keep to the backoff
+                        drain_at = 0.0
+
+    @staticmethod
+    def check_payload(payload: str) -> None:
+        try:
+            parse_code(payload)
+        except BadEvent as exc:
+            # Still a wake-up: the outbox, not the payload, says what to invalidate.
+            log.warning("bad notify payload skipped", extra={"payload": payload[:64], "error": str(exc)})
+
+    def drain(self, conn, claim_sql: str) -> bool:
+        """Publish and delete outbox batches until it is empty. False when Kafka failed (rows kept)."""
+        while True:
+            with conn.cursor() as cur:
+                cur.execute("BEGIN")
+                try:
+                    rows = outbox.claim(cur, claim_sql, BATCH_SIZE)
+                    if rows:
+                        batch, bad = outbox.to_events(rows)
+                        for code in bad:
+                            log.warning("bad outbox code skipped", extra={"code": code[:64]})
+                        if batch:
+                            self.publisher.publish(batch)
+                        outbox.delete(cur, [row[0] for row in rows])
+                    cur.execute("COMMIT")
+                except PublishError as exc:
+                    cur.execute("ROLLBACK")
+                    log.warning("kafka unavailable, outbox kept for retry",
+                                extra={"error": str(exc), "rows": len(rows)})
+                    return False
+                except BaseException:
+                    if not conn.closed:
+                        try:
+                            cur.execute("ROLLBACK")
+                        except psycopg2.Error:
+                            pass
+                    raise
+            if rows:
+                log.info("published", extra={"rows": len(rows), "codes": [e.code for e in batch][:20],
+                                             "events": len(batch)})
+            if len(rows) < BATCH_SIZE:
+                return True
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging("pg_listener", settings.log_level)
+    shutdown = Shutdown().install()
+    PgListener(settings, shutdown, Publisher(settings)).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The three app programs under supervisord, detached (for the test command and scripts):
+#   ops/app.sh start|stop|status
+# `start` returns when gunicorn, pg_listener and kafka_cleaner are RUNNING and the API answers.
+# For day-to-day operation use supervisorctl from the clone: `supervisorctl status`.
+set -euo pipefail
+# shellcheck source=ops/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+export PATH="$VENV/bin:$PATH"
+cd "$ROOT"
+mkdir -p "$ROOT/.run"
+
+ctl() { supervisorctl -c supervisord.conf "$@"; }
+running() { [[ $(ctl pid 2>/dev/null) =~ ^[0-9]+$ ]]; }
+http_port() { "$PYTHON" -c 'from citycache.settings import get_settings; print(get_settings().http_port)'; }
+
+start() {
+  if running; then echo "app: supervisord already running"; return 0; fi
+  setsid nohup supervisord -c supervisord.conf >>"$ROOT/.run/app.log" 2>&1 </dev/null &
+  local deadline=$((SECONDS + 60)) url="http://127.0.0.1:$(http_port)/health"
+  until running && ctl status >/dev/null 2>&1 && curl -s -o /dev/null "$url"; do
+    if ((SECONDS > deadline)); then
+      echo "app: programs did not come up; the end of .run/app.log:" >&2
+      tail -n 40 "$ROOT/.run/app.log" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  echo "app: web, pg_listener and kafka_cleaner RUNNING (logs: .run/app.log)"
+}
+
+stop() {
+  running || { echo "app: not running"; return 0; }
+  local pid
+  pid=$(ctl pid)
+  ctl shutdown >/dev/null
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  echo "app: stopped"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) ctl status ;;
+  *) echo "usage: ops/app.sh start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,143 @@
+"""Fixtures for tests against the running stack (bin/test starts it; so does bin/run)."""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+
+from citycache.clients import redis_client, s3_client
+from citycache.keys import cache_key
+from citycache.settings import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+# User-assigned ISO 3166 codes (QM-QZ): never a real country, so tests own these rows outright.
+TEST_CODES = ("QQA", "QQB", "QQC", "QQD", "QQE")
+
+
+def wait_until(condition, timeout: float = 10.0, message: str = "condition", interval: float = 0.02):
+    """Poll `condition()` until it returns something truthy; fail the test with `message` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {message}")
+        time.sleep(interval)
+
+
+def run_ops(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "ops" / args[0]), *args[1:]], cwd=ROOT, check=True,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def supervisorctl(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "supervisorctl"  # the venv's, beside the python running pytest
+    return subprocess.run([str(exe), "-c", str(ROOT / "supervisord.conf"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def base_url(settings):
+    url = f"http://127.0.0.1:{settings.http_port}"
+
+    def answers():
+        try:
+            return requests.get(f"{url}/health", timeout=5).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(answers, timeout=60, message=f"{url}/health to answer 200 (is the stack up? bin/test starts it)",
+               interval=0.5)
+    return url
+
+
+@pytest.fixture(scope="session")
+def http():
+    with requests.Session() as session:
+        yield session
+
+
+@pytest.fixture
+def db(settings):
+    conn = psycopg2.connect(settings.database_url)
+    conn.autocommit = True
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def redis(settings):
+    client = redis_client(settings)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def s3(settings):
+    return s3_client(settings)
+
+
+@pytest.fixture
+def invalidated(redis):
+    """`with invalidated("QQA"): <write>` returns once the pipeline deleted cities_QQA after the write.
+
+    A marker value is put under the key first; its disappearance is the invalidation arriving.
+    """
+    @contextlib.contextmanager
+    def waiting_for(code: str, timeout: float = 15.0):
+        redis.set(cache_key(code), b"marker: not yet invalidated", ex=600)
+        yield
+        wait_until(lambda: not redis.exists(cache_key(code)), timeout=timeout,
+                   message=f"the invalidation of {cache_key(code)}")
+
+    return waiting_for
+
+
+@pytest.fixture
+def test_cities(db, redis, invalidated):
+    """Rows under the user-assigned test codes, removed (and their keys invalidated) afterwards.
+
+    `add` returns once the insert's own invalidation went by, so a test's reads after it are not
+    raced by it.
+    """
+
+    def add(code: str, *cities: tuple[str, int]):
+        with invalidated(code), db.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO city (name, countrycode, district, population) VALUES (%s, %s, 'Test', %s)",
+                [(name, code, population) for name, population in cities])
+
+    yield add
+    with db.cursor() as cur:
+        cur.execute("SELECT DISTINCT countrycode FROM city WHERE countrycode = ANY(%s)", (list(TEST_CODES),))
+        with contextlib.ExitStack() as waits:
+            for (code,) in cur.fetchall():
+                waits.enter_context(invalidated(code))  # the next test must not be raced by this delete
+            cur.execute("DELETE FROM city WHERE countrycode = ANY(%s)", (list(TEST_CODES),))
+    redis.delete(*[cache_key(code) for code in TEST_CODES])
+
+
+@pytest.fixture
+def app_log():
+    """The app's log lines (JSON) written since the test started: supervisord's stdout, .run/app.log."""
+    path = ROOT / ".run" / "app.log"
+    start = path.stat().st_size if path.exists() else 0
+
+    def new_lines() -> str:
+        with open(path, "rb") as log:
+            log.seek(start)
+            return log.read().decode("utf-8", "replace")
+
+    return new_lines

@@ -1,0 +1,39 @@
+"""Unit tests of the workers' and the API's pure steps (no services needed)."""
+from collections import namedtuple
+
+import pytest
+
+from web.images import valid_image_name
+from workers.kafka_cleaner import plan_batch
+
+Record = namedtuple("Record", "partition offset value")
+
+
+def test_plan_coalesces_codes_and_skips_bad_events():
+    records = [
+        Record(0, 1, b'{"action":"invalidate_cache","code":"BGR"}'),
+        Record(0, 2, b"garbage"),
+        Record(0, 3, b'{"action":"invalidate_cache","code":"DEU"}'),
+        Record(0, 4, b'{"action":"invalidate_cache","code":"BGR"}'),
+        Record(0, 5, None),
+    ]
+    plan = plan_batch(records)
+    assert plan.codes == ["BGR", "DEU"]
+    assert plan.skipped == 2
+    assert not plan.everything
+
+
+def test_plan_invalidate_all():
+    assert plan_batch([Record(0, 1, b'{"action":"invalidate_all"}')]).everything
+
+
+@pytest.mark.parametrize("name", ["bulgaria.svg", "world.png", "a", "A-b_c.d.jpeg", "x" * 128])
+def test_good_image_names(name):
+    assert valid_image_name(name)
+
+
+@pytest.mark.parametrize("name", [
+    "", "../etc/passwd", "..", "a/b", ".hidden", "a\\b", "a\x00b", "a\nb", "x" * 129, "a..b", "é.png", "a b",
+])
+def test_bad_image_names(name):
+    assert not valid_image_name(name)

@@ -36,9 +36,15 @@ def _bootstrap(settings: Settings) -> list[str]:
     return [server.strip() for server in settings.kafka_bootstrap_servers.split(",") if server.strip()]
 
 
+# kafka-python backs off reconnects up to 30 s by default: after a broker restart the workers would
+# sit idle that long. One second keeps recovery quick without hammering a broker that is down.
+RECONNECT_BACKOFF = {"reconnect_backoff_ms": 50, "reconnect_backoff_max_ms": 1000}
+
+
 def kafka_producer(settings: Settings) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=_bootstrap(settings),
+        **RECONNECT_BACKOFF,
         acks="all",
         linger_ms=0,
         max_block_ms=5000,
@@ -57,12 +63,17 @@ def kafka_consumer(settings: Settings) -> KafkaConsumer:
         enable_auto_commit=False,  # offsets are committed only after Redis acknowledged the deletes
         auto_offset_reset="earliest",
         max_poll_records=500,
+        # A cleaner that died hands its partitions to the others after 10 s, not the default 45 s.
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=3000,
+        **RECONNECT_BACKOFF,
     )
 
 
 def kafka_admin(settings: Settings, *, timeout_ms: int = 3000) -> KafkaAdminClient:
     return KafkaAdminClient(
         bootstrap_servers=_bootstrap(settings), request_timeout_ms=timeout_ms, client_id="city-cache-admin",
+        **RECONNECT_BACKOFF,
     )
 
 

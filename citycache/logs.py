@@ -36,5 +36,7 @@ def configure_logging(component: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # kafka-python is chatty at INFO about every connection state change.
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # kafka-python logs every failed reconnect at ERROR, many a second while a broker is down; our
+    # own loops log one line per retry instead. LOG_LEVEL=DEBUG shows kafka-python's view too.
+    if root.level > logging.DEBUG:
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)

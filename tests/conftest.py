@@ -106,6 +106,24 @@ def invalidated(redis):
 
 
 @pytest.fixture
+def pipeline_flows(settings, invalidated):
+    """Returns once a committed write has travelled Postgres -> Kafka -> Redis (after a fault)."""
+
+    def check(timeout: float = 60.0):
+        conn = psycopg2.connect(settings.database_url)  # a fresh one: Postgres may have restarted
+        conn.autocommit = True
+        try:
+            with invalidated("QQE", timeout=timeout), conn.cursor() as cur:
+                cur.execute("INSERT INTO city (name, countrycode, district, population) VALUES ('Probe', 'QQE', '', 0)")
+            with invalidated("QQE", timeout=timeout), conn.cursor() as cur:
+                cur.execute("DELETE FROM city WHERE countrycode = 'QQE'")
+        finally:
+            conn.close()
+
+    return check
+
+
+@pytest.fixture
 def test_cities(db, redis, invalidated):
     """Rows under the user-assigned test codes, removed (and their keys invalidated) afterwards.
 

@@ -21,7 +21,7 @@ def test_all_up(base_url):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("service", DEPENDENCIES)
-def test_one_service_down_is_503_naming_it(base_url, service):
+def test_one_service_down_is_503_naming_it(base_url, service, pipeline_flows):
     run_ops("services.sh", "stop", service)
     try:
         def reports_down():
@@ -37,3 +37,4 @@ def test_one_service_down_is_503_naming_it(base_url, service):
         run_ops("services.sh", "start", service)
     wait_until(lambda: health(base_url)[0] == 200, timeout=60, message=f"/health 200 after {service} restarted",
                interval=0.5)
+    pipeline_flows()  # the workers recovered too, so later tests start from a working pipeline

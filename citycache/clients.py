@@ -47,7 +47,8 @@ def kafka_producer(settings: Settings) -> KafkaProducer:
         **RECONNECT_BACKOFF,
         acks="all",
         linger_ms=0,
-        max_block_ms=5000,
+        # send() blocks at most this long for metadata when Kafka is away (and a stop waits for it).
+        max_block_ms=2000,
         request_timeout_ms=5000,
         delivery_timeout_ms=10000,
         client_id="pg_listener",
@@ -55,6 +56,11 @@ def kafka_producer(settings: Settings) -> KafkaProducer:
 
 
 def kafka_consumer(settings: Settings) -> KafkaConsumer:
+    """A member of the cleaners' group, subscribed to the invalidation topic.
+
+    The topic is given here, not only to a later subscribe(): kafka-python 3.0 can lose a
+    subscribe() that races its bootstrap metadata request and then waits for the next refresh.
+    """
     return KafkaConsumer(
         TOPIC,
         bootstrap_servers=_bootstrap(settings),
@@ -63,9 +69,12 @@ def kafka_consumer(settings: Settings) -> KafkaConsumer:
         enable_auto_commit=False,  # offsets are committed only after Redis acknowledged the deletes
         auto_offset_reset="earliest",
         max_poll_records=500,
-        # A cleaner that died hands its partitions to the others after 10 s, not the default 45 s.
-        session_timeout_ms=10000,
-        heartbeat_interval_ms=3000,
+        # A cleaner that died hands its partitions to the others after 6 s (the broker's minimum),
+        # not the default 45 s.
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=2000,
+        # A missed metadata update heals in 30 s instead of the default 5 minutes.
+        metadata_max_age_ms=30000,
         **RECONNECT_BACKOFF,
     )
 

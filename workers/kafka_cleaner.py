@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 
 import redis
+from kafka import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 
 from citycache import cache, events
@@ -57,6 +58,16 @@ def apply_plan(client: redis.Redis, plan: Plan) -> int:
     return deleted
 
 
+class LogRebalance(ConsumerRebalanceListener):
+    """Offsets are committed after every batch, so a revocation has nothing pending to save."""
+
+    def on_partitions_revoked(self, revoked):
+        log.info("partitions revoked", extra={"partitions": sorted(p.partition for p in revoked)})
+
+    def on_partitions_assigned(self, assigned):
+        log.info("partitions assigned", extra={"partitions": sorted(p.partition for p in assigned)})
+
+
 class KafkaCleaner:
     def __init__(self, settings: Settings, shutdown: Shutdown) -> None:
         self.settings = settings
@@ -69,6 +80,7 @@ class KafkaCleaner:
             try:
                 ensure_topic(self.settings)
                 consumer = kafka_consumer(self.settings)
+                consumer.subscribe([events.TOPIC], listener=LogRebalance())
                 log.info("consuming", extra={"topic": events.TOPIC, "group": self.settings.kafka_consumer_group})
                 return consumer
             except (KafkaError, OSError) as exc:
@@ -92,7 +104,7 @@ class KafkaCleaner:
                     log.info("stopping with the batch uncommitted; it will be redelivered",
                              extra={"records": len(records)})
                     break
-                self.commit(consumer, len(records), plan)
+                self.commit(consumer)
         finally:
             consumer.close(autocommit=False)
             log.info("stopped")
@@ -115,7 +127,7 @@ class KafkaCleaner:
                 self.shutdown.sleep(delay)
 
     @staticmethod
-    def commit(consumer, count: int, plan: Plan) -> None:
+    def commit(consumer) -> None:
         try:
             consumer.commit()
         except (CommitFailedError, KafkaError) as exc:

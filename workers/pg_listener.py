@@ -22,7 +22,9 @@ from workers.publisher import PublishError, Publisher
 
 log = logging.getLogger("pg_listener")
 
-POLL_SECONDS = 5.0
+# The outbox is read at least this often even without a NOTIFY: it bounds how late a row can be that
+# a dead listener's transaction still held locked when its successor first drained.
+POLL_SECONDS = 1.0
 BATCH_SIZE = 500
 
 
@@ -124,7 +126,7 @@ def main() -> None:
     settings = get_settings()
     configure_logging("pg_listener", settings.log_level)
     shutdown = Shutdown().install()
-    PgListener(settings, shutdown, Publisher(settings)).run()
+    PgListener(settings, shutdown, Publisher(settings, should_stop=lambda: shutdown.requested)).run()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from kafka.errors import KafkaError
 
@@ -18,14 +19,19 @@ class PublishError(Exception):
 
 
 class Publisher:
-    def __init__(self, settings: Settings, ack_timeout: float = 10.0) -> None:
+    def __init__(self, settings: Settings, should_stop: Callable[[], bool] = lambda: False,
+                 ack_timeout: float = 10.0) -> None:
         self.settings = settings
+        self.should_stop = should_stop
         self.ack_timeout = ack_timeout
         self._producer = None
+        self._topic_ready = False
 
     def _ready_producer(self):
-        if self._producer is None:
+        if not self._topic_ready:
             ensure_topic(self.settings)
+            self._topic_ready = True
+        if self._producer is None:
             self._producer = kafka_producer(self.settings)
             log.info("kafka producer ready", extra={"bootstrap": self.settings.kafka_bootstrap_servers})
         return self._producer
@@ -40,12 +46,22 @@ class Publisher:
                     events.Invalidation(event.code, event.event_id, event.committed_at, now)))
                 for event in batch
             ]
-            producer.flush(timeout=self.ack_timeout)
-            for future in futures:
-                future.get(timeout=self.ack_timeout)
+            self._await_acks(producer, futures)
         except (KafkaError, OSError) as exc:
             self.close()  # start over with a fresh producer: its metadata may be stale
             raise PublishError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _await_acks(self, producer, futures) -> None:
+        """Wait for every ack in short slices, so a stop request abandons the batch within a second."""
+        deadline = time.monotonic() + self.ack_timeout
+        for future in futures:
+            while not future.is_done:
+                if self.should_stop():
+                    raise PublishError("stopping: batch abandoned before Kafka acknowledged it")
+                if time.monotonic() > deadline:
+                    raise PublishError(f"no acknowledgement from Kafka within {self.ack_timeout:.0f} s")
+                producer.flush(timeout=0.25)
+            future.get(timeout=0)  # raises the delivery error, if any
 
     def close(self) -> None:
         if self._producer is not None:

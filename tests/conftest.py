@@ -17,7 +17,7 @@ from citycache.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # User-assigned ISO 3166 codes (QM-QZ): never a real country, so tests own these rows outright.
-TEST_CODES = ("QQA", "QQB", "QQC", "QQD", "QQE")
+TEST_CODES = ("QQA", "QQB", "QQC", "QQD", "QQE", "QQF")
 
 
 def wait_until(condition, timeout: float = 10.0, message: str = "condition", interval: float = 0.02):
@@ -124,7 +124,7 @@ def pipeline_flows(settings, invalidated):
 
 
 @pytest.fixture
-def test_cities(db, redis, invalidated):
+def test_cities(db, redis, invalidated, settings):
     """Rows under the user-assigned test codes, removed (and their keys invalidated) afterwards.
 
     `add` returns once the insert's own invalidation went by, so a test's reads after it are not
@@ -138,12 +138,17 @@ def test_cities(db, redis, invalidated):
                 [(name, code, population) for name, population in cities])
 
     yield add
-    with db.cursor() as cur:
-        cur.execute("SELECT DISTINCT countrycode FROM city WHERE countrycode = ANY(%s)", (list(TEST_CODES),))
-        with contextlib.ExitStack() as waits:
-            for (code,) in cur.fetchall():
-                waits.enter_context(invalidated(code))  # the next test must not be raced by this delete
-            cur.execute("DELETE FROM city WHERE countrycode = ANY(%s)", (list(TEST_CODES),))
+    conn = psycopg2.connect(settings.database_url)  # a fresh one: the test may have restarted Postgres
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT DISTINCT countrycode FROM city WHERE countrycode = ANY(%s)", (list(TEST_CODES),))
+            with contextlib.ExitStack() as waits:
+                for (code,) in cur.fetchall():
+                    waits.enter_context(invalidated(code))  # the next test must not be raced by this delete
+                cur.execute("DELETE FROM city WHERE countrycode = ANY(%s)", (list(TEST_CODES),))
+    finally:
+        conn.close()
     redis.delete(*[cache_key(code) for code in TEST_CODES])
 
 
@@ -159,3 +164,25 @@ def app_log():
             return log.read().decode("utf-8", "replace")
 
     return new_lines
+
+
+_FAULT_TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def fault_times():
+    """Seconds from recovery to a consistent cache, per fault scenario (reported at the end)."""
+    return _FAULT_TIMES
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _FAULT_TIMES:
+        return
+    import json
+
+    terminalreporter.section("time to consistency after each fault")
+    for scenario, seconds in _FAULT_TIMES.items():
+        terminalreporter.write_line(f"{seconds:7.2f} s  {scenario}")
+    out = ROOT / "artifacts"
+    out.mkdir(exist_ok=True)
+    (out / "fault-times.json").write_text(json.dumps(_FAULT_TIMES, indent=2) + "\n")

@@ -1,0 +1,149 @@
+"""Fault tests: kill or stop each process and service during a write burst, recover, and prove every
+cached key matches the database (the consistency checker finds nothing).
+
+Each scenario records how long the system took, from recovery, to become consistent; the figures
+are printed at the end of the run and written to artifacts/fault-times.json.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from citycache.clients import pg_connect, redis_client
+from citycache.consistency import find_mismatches
+from citycache.pipeline import consumer_lag, outbox_backlog
+from tests.burst import WriteBurst
+from tests.conftest import ROOT, run_ops, supervisorctl, wait_until
+
+pytestmark = pytest.mark.slow
+# Keyed by code, these land on every partition of the 3-partition topic (checked below), so every
+# cleaner of a group has work when one of them is killed.
+CODES = ["QQA", "QQB", "QQC", "QQF"]
+
+
+def test_burst_codes_cover_every_partition(settings):
+    from kafka.partitioner.default import murmur2
+
+    assert settings.kafka_topic_partitions == 3
+    assert {(murmur2(code.encode()) & 0x7FFFFFFF) % 3 for code in CODES} == {0, 1, 2}
+
+
+@pytest.fixture
+def seeded(test_cities):
+    for code in CODES:
+        test_cities(code, *[(f"{code}-town-{i}", 1000 * i) for i in range(1, 4)])
+
+
+def quiet(settings) -> bool:
+    conn = pg_connect(settings, autocommit=True)
+    try:
+        return outbox_backlog(conn) == 0 and consumer_lag(settings) == 0
+    finally:
+        conn.close()
+
+
+def assert_consistent(settings, scenario: str, recovered_at: float, fault_times: dict) -> None:
+    """Await quiescence (outbox drained, no consumer lag), then no cached key may disagree."""
+    def settled():
+        try:
+            return quiet(settings)
+        except Exception:  # a service still coming back: not quiet yet
+            return False
+
+    wait_until(settled, timeout=90, message=f"{scenario}: outbox and consumer lag to drain", interval=0.1)
+    conn = pg_connect(settings, autocommit=True)
+    try:
+        mismatches, checked = find_mismatches(redis_client(settings), conn)
+    finally:
+        conn.close()
+    fault_times[scenario] = round(time.monotonic() - recovered_at, 2)
+    assert not mismatches, "\n".join(m.describe() for m in mismatches)
+
+
+def program_pid(program: str) -> int:
+    return int(supervisorctl("pid", program).stdout.strip())
+
+
+def kill_program(program: str) -> None:
+    """kill -9; supervisord (autorestart=true) brings it back, awaited."""
+    pid = program_pid(program)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: supervisorctl("pid", program).stdout.strip() not in ("", "0", str(pid))
+               and "RUNNING" in supervisorctl("status", program).stdout,
+               timeout=30, message=f"supervisord to restart {program}", interval=0.1)
+
+
+def run_burst(settings, base_url, fault, recover, scenario, fault_times, *, during_fault_committed=True):
+    """Writes and reads, the fault, more writes; the burst ends before recovery, so the last write to
+    each code is one made during the fault: a later write cannot paper over a lost invalidation."""
+    recovered = False
+    try:
+        with WriteBurst(settings.database_url, base_url, CODES) as burst:
+            burst.await_writes(40)
+            fault()
+            burst.await_writes(60, committed=during_fault_committed)
+        assert burst.reads > 0
+        recover()
+        recovered = True
+        assert_consistent(settings, scenario, time.monotonic(), fault_times)
+    finally:
+        if not recovered:  # never leave a service broken for the tests after this one
+            recover()
+
+
+def test_kill_pg_listener_during_a_burst(settings, base_url, seeded, fault_times):
+    run_burst(settings, base_url, lambda: kill_program("pg_listener"), lambda: None,
+              "kill -9 pg_listener", fault_times)
+
+
+def test_kill_kafka_cleaner_during_a_burst(settings, base_url, seeded, fault_times):
+    run_burst(settings, base_url, lambda: kill_program("kafka_cleaner"), lambda: None,
+              "kill -9 kafka_cleaner", fault_times)
+
+
+def test_pg_listener_stopped_while_writes_commit(settings, base_url, seeded, fault_times):
+    run_burst(settings, base_url, lambda: supervisorctl("stop", "pg_listener"),
+              lambda: supervisorctl("start", "pg_listener"), "pg_listener stopped, then started", fault_times)
+
+
+def test_kafka_stopped_during_writes(settings, base_url, seeded, fault_times, pipeline_flows):
+    run_burst(settings, base_url, lambda: run_ops("services.sh", "stop", "kafka"),
+              lambda: run_ops("services.sh", "start", "kafka"), "Kafka stopped, then started", fault_times)
+    pipeline_flows()
+
+
+def test_redis_stopped_while_invalidations_flow(settings, base_url, seeded, fault_times, pipeline_flows):
+    run_burst(settings, base_url, lambda: run_ops("services.sh", "stop", "redis"),
+              lambda: run_ops("services.sh", "start", "redis"), "Redis stopped, then started", fault_times)
+    pipeline_flows()
+
+
+def test_redis_refusing_writes_while_invalidations_flow(settings, base_url, seeded, fault_times, redis):
+    """Harder than a restart (which empties the cache): the stale values stay while every DEL is
+    refused (NOREPLICAS), so the cleaner must retry its batch and not commit past it."""
+    run_burst(settings, base_url, lambda: redis.config_set("min-replicas-to-write", 1),
+              lambda: redis.config_set("min-replicas-to-write", 0), "Redis refusing writes", fault_times)
+
+
+def test_postgres_restarted(settings, base_url, seeded, fault_times, pipeline_flows):
+    run_burst(settings, base_url, lambda: run_ops("services.sh", "stop", "postgres"),
+              lambda: run_ops("services.sh", "start", "postgres"), "Postgres stopped, then started",
+              fault_times, during_fault_committed=False)
+    pipeline_flows()
+
+
+def test_two_cleaners_in_one_group_one_killed(settings, base_url, seeded, fault_times, app_log):
+    second = subprocess.Popen([sys.executable, "-m", "workers.kafka_cleaner"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Both members hold partitions once the group rebalanced: the supervised cleaner logs it.
+        wait_until(lambda: '"msg": "partitions assigned"' in app_log(), timeout=30,
+                   message="the group to rebalance onto two cleaners", interval=0.1)
+        run_burst(settings, base_url, lambda: second.kill(), lambda: second.wait(timeout=10),
+                  "two cleaners, one kill -9", fault_times)
+    finally:
+        if second.poll() is None:
+            second.kill()

@@ -40,6 +40,7 @@ LEFT_TO_DEFAULT = {
     "WEB_WORKERS",
     "WEB_THREADS",
     "LOG_LEVEL",
+    "PROMETHEUS_MULTIPROC_DIR",  # .run/metrics under the image's WORKDIR, the one writable directory
 }
 # Credentials must come from variables (with dev defaults), never literals in the file.
 CREDENTIALS = {"app": ("S3_ACCESS_KEY", "S3_SECRET_KEY"), "minio": ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"),

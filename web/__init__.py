@@ -16,8 +16,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.testing:
         configure_logging("web", settings.log_level)
 
-    from web import cities, errors, health, images, resources
+    from web import cities, errors, health, images, metrics, request_id, resources
 
+    request_id.init_app(app)
+    metrics.init_app(app)
     resources.init_app(app)
     errors.init_app(app)
     app.register_blueprint(cities.bp)

@@ -13,7 +13,7 @@ PROGRAMS = {
     "pg_listener": [sys.executable, "-m", "workers.pg_listener"],
     "kafka_cleaner": [sys.executable, "-m", "workers.kafka_cleaner"],
     "web": GUNICORN,
-    # "cli" is added with ops/cli.py
+    "cli": [sys.executable, "-m", "ops.cli", "status"],
 }
 
 

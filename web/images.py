@@ -6,19 +6,16 @@ from it without reading the object, and a single byte range is fetched from the 
 """
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Response, request
 from minio.error import S3Error
 from werkzeug.routing import BaseConverter
 
+from citycache.images import IMAGE_NAME_RULE, valid_image_name
 from web.errors import json_error
 from web.resources import get_resources
 
 bp = Blueprint("images", __name__)
 
-# A flat object name: no slashes (so no path tricks), no control characters, no leading dot.
-IMAGE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 CHUNK_BYTES = 64 * 1024
 MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound"}
 # Objects are replaced rarely; a minute of freshness, then a cheap revalidation by ETag.
@@ -30,10 +27,6 @@ class AnyTextConverter(BaseConverter):
     below and gets a 400 (the stock `path` converter does not match a newline: a 404 instead)."""
     regex = r"[\s\S]+"
     part_isolating = False
-
-
-def valid_image_name(name: str) -> bool:
-    return IMAGE_NAME_RE.fullmatch(name) is not None and ".." not in name
 
 
 @bp.record_once
@@ -63,7 +56,7 @@ def byte_range(size: int, etag: str) -> tuple[int, int] | None | bool:
 @bp.get("/image/<any_text:name>")
 def get_image(name: str):
     if not valid_image_name(name):
-        return json_error(400, "image name must be 1-128 letters, digits, '.', '_' or '-', without '..'")
+        return json_error(400, IMAGE_NAME_RULE)
     resources = get_resources()
     bucket = resources.settings.s3_bucket
     try:

@@ -25,13 +25,8 @@ def etag_of(data: bytes) -> str:
     return 'W/"%s"' % hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
-@bp.get("/cities/<code>")
-def get_cities(code: str):
-    try:
-        code = normalize_code(code)
-    except BadCode as exc:
-        return json_error(400, str(exc))
-
+def read_cities(code: str) -> tuple[bytes, str]:
+    """The rendered cities of a normalized code and where they came from ("cache" or "db")."""
     resources = get_resources()
 
     def load() -> bytes:
@@ -46,7 +41,17 @@ def get_cities(code: str):
     CACHE_LOOKUPS.labels("hit" if source == "cache" else "miss").inc()
     if source == "db":
         log.info("cache miss, answered from the database", extra={"code": code})
+    return data, source
 
+
+@bp.get("/cities/<code>")
+def get_cities(code: str):
+    try:
+        code = normalize_code(code)
+    except BadCode as exc:
+        return json_error(400, str(exc))
+
+    data, source = read_cities(code)
     if is_empty(data):
         return json_error(404, f"no cities for country code {code}")
     etag = etag_of(data)

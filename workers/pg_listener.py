@@ -14,10 +14,10 @@ import psycopg2
 
 from citycache import outbox
 from citycache.clients import pg_connect, redis_client
-from citycache.heartbeat import Heartbeat
-from citycache.metrics import BAD_EVENTS, PUBLISHED
 from citycache.events import CHANNEL, BadEvent, parse_code
+from citycache.heartbeat import Heartbeat
 from citycache.logs import configure_logging
+from citycache.metrics import BAD_EVENTS, PUBLISHED
 from citycache.settings import Settings, get_settings
 from citycache.shutdown import Backoff, Shutdown
 from workers.publisher import PublishError, Publisher

@@ -11,11 +11,17 @@ import os
 import re
 from pathlib import Path
 
-from citycache.settings import get_settings
+from citycache.settings import SettingsError, get_settings
 
 MULTIPROC_DIR = os.path.abspath(get_settings().prometheus_multiproc_dir)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = MULTIPROC_DIR
-os.makedirs(MULTIPROC_DIR, exist_ok=True)
+try:
+    os.makedirs(MULTIPROC_DIR, exist_ok=True)
+    if not os.access(MULTIPROC_DIR, os.W_OK):
+        raise PermissionError("not writable")
+except OSError as exc:
+    raise SettingsError(f"invalid settings: PROMETHEUS_MULTIPROC_DIR: cannot use {MULTIPROC_DIR}: "
+                        f"{exc.strerror or exc}") from None
 
 from prometheus_client import Counter, Histogram  # noqa: E402  (after the directory is set)
 

@@ -17,9 +17,14 @@ PROGRAMS = {
 }
 
 
-@pytest.mark.parametrize("program", PROGRAMS)
-@pytest.mark.parametrize("name, value", [("CACHE_TTL_SECONDS", "-1"), ("WEB_WORKERS", "many"),
-                                         ("LOG_LEVEL", "LOUD"), ("HTTP_PORT", "70000")])
+BAD_VALUES = [("CACHE_TTL_SECONDS", "-1"), ("WEB_WORKERS", "many"), ("LOG_LEVEL", "LOUD"), ("HTTP_PORT", "70000")]
+# Checked where it is used: by the programs that write metrics (the CLI writes none).
+BAD_METRICS_DIR = ("PROMETHEUS_MULTIPROC_DIR", "/proc/no-such-dir")
+CASES = [(program, *bad) for program in PROGRAMS for bad in BAD_VALUES]
+CASES += [(program, *BAD_METRICS_DIR) for program in PROGRAMS if program != "cli"]
+
+
+@pytest.mark.parametrize("program, name, value", CASES)
 def test_a_bad_value_stops_the_program_with_one_line_naming_it(program, name, value):
     result = subprocess.run(PROGRAMS[program], cwd=ROOT, env={**os.environ, name: value},
                             capture_output=True, text=True, timeout=60)

@@ -1,6 +1,8 @@
-"""One JSON line per event on stdout, with the component name on every line."""
+"""One JSON line per event on stdout, with the component name on every line (and the request id
+on every line logged while a request is being served)."""
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
@@ -8,6 +10,9 @@ import time
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged as a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+# The id of the request the current thread serves (web/request_id.py sets it); None outside requests.
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,6 +29,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        current = request_id.get()
+        if current is not None:
+            line["request_id"] = current
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     web_workers: int = Field(default=2, gt=0)
     web_threads: int = Field(default=8, gt=0)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # prometheus_client's own variable: where every process writes its samples (citycache/metrics.py).
+    prometheus_multiproc_dir: str = Field(default=".run/metrics", min_length=1)
 
 
 class SettingsError(SystemExit):

@@ -7,7 +7,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 DEBS=(postgresql-15 postgresql-contrib redis-server redis-tools python3-venv openjdk-17-jre-headless maven
-      procps iproute2 util-linux)
+      procps iproute2 util-linux chromium)
+# chromium: the page test (tests/test_page.py) renders GET / headless and saves a screenshot.
 LOG4J_VERSION=2.25.3
 MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
@@ -24,8 +25,8 @@ install_debs() {
     return
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   say "debian packages installed: ${missing[*]}"
 }
 

@@ -40,6 +40,7 @@ LEFT_TO_DEFAULT = {
     "WEB_WORKERS",
     "WEB_THREADS",
     "LOG_LEVEL",
+    "PROMETHEUS_MULTIPROC_DIR",  # .run/metrics under the image's WORKDIR, the one writable directory
 }
 # Credentials must come from variables (with dev defaults), never literals in the file.
 CREDENTIALS = {"app": ("S3_ACCESS_KEY", "S3_SECRET_KEY"), "minio": ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"),
@@ -661,3 +662,22 @@ def test_the_image_has_every_module_and_package_its_programs_and_the_seed_import
     missing = {name: providers.get(name) for name in sorted(external)
                if not {normalize(d) for d in providers.get(name, [])} & available}
     assert not missing, f"imported, but requirements.txt does not install their distributions: {missing}"
+
+
+def test_supervisord_waits_longer_than_each_programs_own_graceful_stop(tmp_path):
+    programs = supervisord_programs()
+    code = f"import runpy; print(runpy.run_path({str(ROOT / 'web' / 'gunicorn.conf.py')!r})['graceful_timeout'])"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert float(programs["web"]["stopwaitsecs"]) > float(result.stdout.strip())
+    # The workers stop within a second or two (tests/test_workers.py); their publish or poll waits are
+    # bounded by 10 s (a producer ack) and 0.5 s (a poll).
+    for name in ("pg_listener", "kafka_cleaner"):
+        assert float(programs[name]["stopwaitsecs"]) > 10
+
+
+def test_every_program_logs_to_stdout_unrotated():
+    for name, section in supervisord_programs().items():
+        assert section.get("stdout_logfile") == "/dev/stdout", name
+        assert section.get("stdout_logfile_maxbytes") == "0", name
+        assert section.get("redirect_stderr") == "true", name

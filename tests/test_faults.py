@@ -40,7 +40,7 @@ def seeded(test_cities):
 def quiet(settings) -> bool:
     conn = pg_connect(settings, autocommit=True)
     try:
-        return outbox_backlog(conn) == 0 and consumer_lag(settings) == 0
+        return outbox_backlog(conn) == 0 and sum(consumer_lag(settings).values()) == 0
     finally:
         conn.close()
 

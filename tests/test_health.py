@@ -1,8 +1,9 @@
-"""GET /health names each dependency; one stopped service turns it 503 with that service down."""
+"""GET /health names each dependency and worker; one stopped service or worker turns it 503 naming it."""
 import pytest
 import requests
 
-from tests.conftest import run_ops, wait_until
+from citycache.heartbeat import TTL_SECONDS, WORKERS
+from tests.conftest import run_ops, supervisorctl, wait_until
 
 DEPENDENCIES = ("postgres", "redis", "kafka", "s3")
 
@@ -17,6 +18,49 @@ def test_all_up(base_url):
     assert status == 200
     assert body["status"] == "up"
     assert {name: check["status"] for name, check in body["checks"].items()} == dict.fromkeys(DEPENDENCIES, "up")
+    assert body["failing"] == []
+    assert all(isinstance(check["checked_at"], float) for check in body["checks"].values())
+    assert set(body["workers"]) == set(WORKERS)
+    for worker in body["workers"].values():
+        assert worker["status"] == "up" and 0 <= worker["age_s"] < TTL_SECONDS
+    assert isinstance(body["outbox_backlog"], int) and isinstance(body["consumer_lag"], int)
+
+
+def test_live_answers_without_checking_dependencies(base_url):
+    response = requests.get(f"{base_url}/health/live", timeout=5)
+    assert response.status_code == 200 and response.json() == {"status": "up"}
+
+
+def test_a_stopped_pg_listener_is_named_and_its_backlog_shows(base_url, db, test_cities):
+    test_cities("QQD", ("Delta", 1))
+    supervisorctl("stop", "pg_listener")
+    try:
+        with db.cursor() as cur:
+            cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQD'")
+        status, body = health(base_url)  # a clean stop deletes the heartbeat at once
+        assert status == 503 and body["failing"] == ["pg_listener"]
+        assert body["workers"]["pg_listener"]["status"] == "down"
+        assert body["outbox_backlog"] >= 1
+    finally:
+        supervisorctl("start", "pg_listener")
+    body = wait_until(lambda: (lambda s, b: b if s == 200 and b["outbox_backlog"] == 0 else None)(*health(base_url)),
+                      timeout=20, message="/health 200 with the outbox drained")
+    assert body["workers"]["pg_listener"]["status"] == "up"
+
+
+def test_a_stopped_kafka_cleaner_is_named_and_its_lag_shows(base_url, db, test_cities):
+    test_cities("QQD", ("Delta", 1))
+    supervisorctl("stop", "kafka_cleaner")
+    try:
+        with db.cursor() as cur:
+            cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQD'")
+        body = wait_until(lambda: (lambda s, b: b if b["consumer_lag"] else None)(*health(base_url)),
+                          timeout=20, message="the consumer lag to show the unconsumed event")
+        assert body["failing"] == ["kafka_cleaner"] and body["consumer_lag"] >= 1
+    finally:
+        supervisorctl("start", "kafka_cleaner")
+    wait_until(lambda: (lambda s, b: s == 200 and b["consumer_lag"] == 0)(*health(base_url)),
+               timeout=30, message="/health 200 with no consumer lag")
 
 
 @pytest.mark.slow

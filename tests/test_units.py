@@ -3,7 +3,7 @@ from collections import namedtuple
 
 import pytest
 
-from web.images import valid_image_name
+from citycache.images import valid_image_name
 from workers.kafka_cleaner import plan_batch
 
 Record = namedtuple("Record", "partition offset value")
@@ -37,3 +37,10 @@ def test_good_image_names(name):
 ])
 def test_bad_image_names(name):
     assert not valid_image_name(name)
+
+
+def test_lag_is_end_minus_committed_and_an_uncommitted_partition_counts_from_zero():
+    from citycache.pipeline import lag_by_partition
+
+    assert lag_by_partition({0: 10, 1: 5, 2: 0}, {0: 7, 1: None}) == {0: 3, 1: 5, 2: 0}
+    assert lag_by_partition({0: 3}, {0: 5}) == {0: 0}  # never negative (a truncated log)

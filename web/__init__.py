@@ -16,11 +16,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.testing:
         configure_logging("web", settings.log_level)
 
-    from web import cities, errors, health, images, resources
+    from web import cities, docs, errors, health, images, metrics, page, request_id, resources
 
+    request_id.init_app(app)
+    metrics.init_app(app)
     resources.init_app(app)
     errors.init_app(app)
     app.register_blueprint(cities.bp)
     app.register_blueprint(images.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp)
+    app.register_blueprint(page.bp)
     return app

@@ -1,6 +1,7 @@
 """gunicorn settings (gthread workers); every value comes from the project settings."""
 from pathlib import Path
 
+from citycache import metrics
 from citycache.settings import get_settings
 
 _settings = get_settings()
@@ -16,7 +17,8 @@ keepalive = 5
 control_socket = str(Path(__file__).resolve().parent.parent / ".run" / "gunicorn.ctl")
 accesslog = "-"
 errorlog = "-"
-access_log_format = '%(m)s %(U)s%(q)s %(s)s %(B)s bytes %(M)s ms'
+# One JSON access line per request with fields, not a printf template (web/access_log.py).
+logger_class = "web.access_log.JsonAccessLogger"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -28,3 +30,15 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
     },
 }
+
+
+def on_starting(server) -> None:
+    """Samples of processes gone since the last run would be summed forever: drop them (the
+    workers' live files stay)."""
+    metrics.remove_dead_files()
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,4 +1,9 @@
-"""GET /health: each dependency by name; 200 when all are up, 503 when any is down."""
+"""GET /health (readiness): dependencies, worker heartbeats, backlog and lag; GET /health/live.
+
+/health is 200 when Postgres, Redis, Kafka and S3 answer and both workers beat; 503 otherwise, with
+the failing parts named in `failing`. Outbox backlog and consumer lag are reported (null when they
+cannot be read) but do not fail readiness: a backlog drains, and the API still serves correct data.
+"""
 from __future__ import annotations
 
 import time
@@ -6,12 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Blueprint, jsonify
 
+from citycache import heartbeat, pipeline
 from citycache.clients import kafka_admin
 from web.resources import Resources, get_resources
 
 bp = Blueprint("health", __name__)
 CHECK_TIMEOUT_S = 3.0
-_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
 
 
 def check_postgres(r: Resources) -> None:
@@ -46,20 +52,56 @@ def _timed(check, resources: Resources) -> dict:
     except Exception as exc:  # any failure of a dependency is reported, not raised
         result = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
     result["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    result["checked_at"] = round(time.time(), 3)
     return result
+
+
+def _workers(r: Resources) -> dict:
+    try:
+        ages = heartbeat.ages(r.cache.redis)
+    except Exception as exc:  # Redis down: no heartbeat can be read
+        return {w: {"status": "down", "error": f"heartbeats unreadable: {type(exc).__name__}"} for w in heartbeat.WORKERS}
+    return {w: {"status": "up", "age_s": age} if age is not None else
+            {"status": "down", "error": f"no heartbeat for {heartbeat.TTL_SECONDS} s"} for w, age in ages.items()}
+
+
+def _quietly(read):
+    try:
+        return read()
+    except Exception:  # reported as null: the check of that dependency names the problem
+        return None
+
+
+@bp.get("/health/live")
+def live():
+    """The process answers; nothing else is checked (a liveness probe must not fail on a dependency)."""
+    return jsonify(status="up")
 
 
 @bp.get("/health")
 def health():
-    resources = get_resources()
-    futures = {name: _pool.submit(_timed, check, resources) for name, check in CHECKS.items()}
+    r = get_resources()
+    futures = {name: _pool.submit(_timed, check, r) for name, check in CHECKS.items()}
+    workers = _pool.submit(_workers, r)
+    backlog = _pool.submit(_quietly, lambda: r.query(pipeline.outbox_backlog))
+    lag = _pool.submit(_quietly, lambda: sum(pipeline.consumer_lag(r.settings, timeout_ms=2000).values()))
     checks = {}
     for name, future in futures.items():
         try:
             checks[name] = future.result(timeout=CHECK_TIMEOUT_S + 2)
         except TimeoutError:
             checks[name] = {"status": "down", "error": "check timed out"}
-    healthy = all(check["status"] == "up" for check in checks.values())
-    response = jsonify(status="up" if healthy else "down", checks=checks)
-    response.status_code = 200 if healthy else 503
+    worker_states = _result(workers, {w: {"status": "down", "error": "check timed out"} for w in heartbeat.WORKERS})
+    failing = [name for name, c in checks.items() if c["status"] != "up"]
+    failing += [name for name, w in worker_states.items() if w["status"] != "up"]
+    response = jsonify(status="down" if failing else "up", failing=failing, checks=checks, workers=worker_states,
+                       outbox_backlog=_result(backlog, None), consumer_lag=_result(lag, None))
+    response.status_code = 503 if failing else 200
     return response
+
+
+def _result(future, default):
+    try:
+        return future.result(timeout=CHECK_TIMEOUT_S + 2)
+    except TimeoutError:
+        return default

@@ -12,6 +12,7 @@ from psycopg2.pool import ThreadedConnectionPool
 
 from citycache.cache import CityCache
 from citycache.clients import redis_client, s3_client
+from citycache.metrics import DB_QUERY_SECONDS
 from citycache.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ class Resources:
 
     def query(self, work):
         """Run `work(conn)`, once more on a fresh connection if the pooled one was dead."""
+        with DB_QUERY_SECONDS.time():
+            return self._query(work)
+
+    def _query(self, work):
         try:
             with self.db() as conn:
                 return work(conn)

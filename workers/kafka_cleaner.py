@@ -7,6 +7,7 @@ A malformed message is logged with its offset and skipped; it never stops the lo
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import redis
@@ -15,7 +16,9 @@ from kafka.errors import CommitFailedError, KafkaError
 
 from citycache import cache, events
 from citycache.clients import ensure_topic, kafka_consumer, redis_client
+from citycache.heartbeat import Heartbeat
 from citycache.logs import configure_logging
+from citycache.metrics import APPLIED, BAD_EVENTS, COMMIT_TO_DEL
 from citycache.settings import Settings, get_settings
 from citycache.shutdown import Backoff, Shutdown
 
@@ -30,6 +33,8 @@ class Plan:
     codes: list[str] = field(default_factory=list)
     everything: bool = False
     skipped: int = 0
+    events: int = 0  # valid events, before coalescing
+    committed_at: list[float] = field(default_factory=list)  # commit times carried by the events
 
 
 def plan_batch(records) -> Plan:
@@ -43,6 +48,9 @@ def plan_batch(records) -> Plan:
                 "partition": record.partition, "offset": record.offset, "error": str(exc),
                 "value": repr(record.value[:120]) if record.value is not None else None})
             continue
+        plan.events += 1
+        if event.committed_at is not None:
+            plan.committed_at.append(event.committed_at)
         if event.code == events.ALL_CODES:
             plan.everything = True
         elif event.code not in seen:
@@ -68,15 +76,23 @@ class LogRebalance(ConsumerRebalanceListener):
         log.info("partitions assigned", extra={"partitions": sorted(p.partition for p in assigned)})
 
 
+def record_applied(plan: Plan, now: float) -> None:
+    APPLIED.inc(plan.events)
+    for committed_at in plan.committed_at:
+        COMMIT_TO_DEL.observe(max(0.0, now - committed_at))
+
+
 class KafkaCleaner:
     def __init__(self, settings: Settings, shutdown: Shutdown) -> None:
         self.settings = settings
         self.shutdown = shutdown
         self.redis = redis_client(settings)
+        self.heartbeat = Heartbeat(redis_client(settings, timeout=1.0), "kafka_cleaner")
 
     def connect(self):
         backoff = Backoff(base=0.5, cap=10.0)
         while not self.shutdown.requested:
+            self.heartbeat.beat()
             try:
                 ensure_topic(self.settings)
                 consumer = kafka_consumer(self.settings)
@@ -92,14 +108,17 @@ class KafkaCleaner:
     def run(self) -> None:
         consumer = self.connect()
         if consumer is None:
+            self.heartbeat.stop()
             return
         try:
             while not self.shutdown.requested:
+                self.heartbeat.beat()
                 batch = consumer.poll(timeout_ms=POLL_MS)
                 records = [record for part in batch.values() for record in part]
                 if not records:
                     continue
                 plan = plan_batch(records)
+                BAD_EVENTS.labels("kafka").inc(plan.skipped)
                 if not self.apply_until_done(plan):
                     log.info("stopping with the batch uncommitted; it will be redelivered",
                              extra={"records": len(records)})
@@ -107,6 +126,7 @@ class KafkaCleaner:
                 self.commit(consumer)
         finally:
             consumer.close(autocommit=False)
+            self.heartbeat.stop()
             log.info("stopped")
 
     def apply_until_done(self, plan: Plan) -> bool:
@@ -115,12 +135,14 @@ class KafkaCleaner:
         while True:
             try:
                 deleted = apply_plan(self.redis, plan)
+                record_applied(plan, time.time())
                 log.info("invalidated", extra={"codes": plan.codes[:20], "all": plan.everything,
                                                "deleted": deleted})
                 return True
             except redis.RedisError as exc:
                 if self.shutdown.requested:
                     return False
+                self.heartbeat.beat()
                 delay = backoff.next()
                 log.warning("redis unavailable, batch kept for retry",
                             extra={"error": str(exc), "retry_in_s": delay})

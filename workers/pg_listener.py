@@ -13,9 +13,11 @@ import time
 import psycopg2
 
 from citycache import outbox
-from citycache.clients import pg_connect
+from citycache.clients import pg_connect, redis_client
 from citycache.events import CHANNEL, BadEvent, parse_code
+from citycache.heartbeat import Heartbeat
 from citycache.logs import configure_logging
+from citycache.metrics import BAD_EVENTS, PUBLISHED
 from citycache.settings import Settings, get_settings
 from citycache.shutdown import Backoff, Shutdown
 from workers.publisher import PublishError, Publisher
@@ -34,11 +36,13 @@ class PgListener:
         self.shutdown = shutdown
         self.publisher = publisher
         self.kafka_backoff = Backoff(base=0.5, cap=10.0)
+        self.heartbeat = Heartbeat(redis_client(settings, timeout=1.0), "pg_listener")
 
     def run(self) -> None:
         """Outer loop: (re)connect and LISTEN, serve until asked to stop; back off while Postgres is away."""
         pg_backoff = Backoff(base=0.2, cap=10.0)
         while not self.shutdown.requested:
+            self.heartbeat.beat()
             conn = None
             try:
                 conn = pg_connect(self.settings, autocommit=True, application_name="pg_listener")
@@ -56,6 +60,7 @@ class PgListener:
                 if conn is not None:
                     conn.close()
         self.publisher.close()
+        self.heartbeat.stop()
         log.info("stopped")
 
     def serve(self, conn) -> None:
@@ -63,6 +68,7 @@ class PgListener:
         claim_sql = outbox.claim_sql(conn)
         drain_at = time.monotonic()  # drain at start: rows may have been written while nobody listened
         while not self.shutdown.requested:
+            self.heartbeat.beat()
             if time.monotonic() >= drain_at:
                 if self.drain(conn, claim_sql):
                     self.kafka_backoff.reset()
@@ -85,6 +91,7 @@ class PgListener:
         try:
             parse_code(payload)
         except BadEvent as exc:
+            BAD_EVENTS.labels("notify").inc()
             # Still a wake-up: the outbox, not the payload, says what to invalidate.
             log.warning("bad notify payload skipped", extra={"payload": payload[:64], "error": str(exc)})
 
@@ -99,8 +106,10 @@ class PgListener:
                         batch, bad = outbox.to_events(rows)
                         for code in bad:
                             log.warning("bad outbox code skipped", extra={"code": code[:64]})
+                        BAD_EVENTS.labels("outbox").inc(len(bad))
                         if batch:
                             self.publisher.publish(batch)
+                            PUBLISHED.inc(len(batch))
                         outbox.delete(cur, [row[0] for row in rows])
                     cur.execute("COMMIT")
                 except PublishError as exc:

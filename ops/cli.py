@@ -1,0 +1,205 @@
+"""The operator's command line: `python -m ops.cli <command> --help`.
+
+  load            create the schema and load the cities (--reload replaces them), upload the images
+  upload-image    put a file into the image bucket
+  invalidate      invalidate a country's cache key by hand, through Kafka like a database write
+  check           compare every cached cities_* key with the database (exit 1 on a mismatch)
+  status          the pipeline: worker heartbeats, outbox backlog, consumer lag (exit 1 if unhealthy)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import sys
+import time
+from pathlib import Path
+
+from citycache.settings import Settings, get_settings
+
+
+def cmd_load(settings: Settings, args) -> int:
+    from ops import seed
+
+    argv = ["--reload"] * args.reload + ["--skip-images"] * args.skip_images
+    return seed.main(argv)
+
+
+class Progress:
+    """A progress bar on stderr for minio's uploads (set_meta, update); silent when not a terminal."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream, self.total, self.done = stream, 0, 0
+        self.show = stream.isatty()
+
+    def set_meta(self, object_name: str, total_length: int) -> None:
+        self.name, self.total = object_name, total_length
+
+    def update(self, size: int) -> None:
+        self.done += size
+        if self.show and self.total:
+            filled = int(30 * self.done / self.total)
+            self.stream.write(f"\r{self.name} [{'#' * filled}{'.' * (30 - filled)}] "
+                              f"{self.done / 2**20:.1f}/{self.total / 2**20:.1f} MiB")
+            if self.done >= self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+
+
+def cmd_upload_image(settings: Settings, args) -> int:
+    from citycache.clients import s3_client
+    from citycache.images import IMAGE_NAME_RULE, valid_image_name
+
+    path = Path(args.path)
+    name = args.name or path.name
+    if not valid_image_name(name):
+        return fail(f"{IMAGE_NAME_RULE}: {name!r}")
+    if not path.is_file():
+        return fail(f"no such file: {path}")
+    content_type = args.content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    client = s3_client(settings, read_timeout=300)
+    result = client.fput_object(settings.s3_bucket, name, str(path), content_type=content_type, progress=Progress())
+    print(f"uploaded {path} as {settings.s3_bucket}/{name} ({path.stat().st_size} bytes, {content_type}, "
+          f"etag {result.etag})")
+    return 0
+
+
+def cmd_invalidate(settings: Settings, args) -> int:
+    from citycache import events
+    from citycache.keys import BadCode, normalize_code
+
+    try:
+        code = events.ALL_CODES if args.code == "*" else normalize_code(args.code)
+    except BadCode as exc:
+        return fail(str(exc))
+    if args.direct:
+        from citycache.cache import invalidate, invalidate_all
+        from citycache.clients import redis_client
+
+        client = redis_client(settings)
+        deleted = invalidate_all(client) if code == events.ALL_CODES else invalidate(client, [code])
+        print(f"deleted {deleted} key(s) for {code} directly in Redis")
+        return 0
+    from workers.publisher import PublishError, Publisher
+
+    publisher = Publisher(settings)
+    try:
+        publisher.publish([events.Invalidation(code, committed_at=time.time())])
+    except PublishError as exc:
+        return fail(f"Kafka did not acknowledge the invalidation ({exc}); --direct deletes in Redis instead")
+    finally:
+        publisher.close()
+    print(f"published an invalidation of {code} to Kafka; kafka_cleaner deletes the key")
+    return 0
+
+
+def cmd_check(settings: Settings, args) -> int:
+    from citycache.clients import pg_connect, redis_client
+    from citycache.consistency import find_mismatches
+    from citycache.pipeline import consumer_lag, outbox_backlog
+
+    conn = pg_connect(settings, autocommit=True, application_name="ops.cli")
+    try:
+        mismatches, checked = find_mismatches(redis_client(settings), conn)
+        backlog = outbox_backlog(conn)
+    finally:
+        conn.close()
+    for mismatch in mismatches:
+        print(mismatch.describe())
+    print(f"{checked} cached countries checked, {len(mismatches)} mismatch(es) between the cache and the "
+          f"database; outbox backlog {backlog}, consumer lag {sum(consumer_lag(settings).values())}")
+    return 1 if mismatches else 0
+
+
+def cmd_status(settings: Settings, args) -> int:
+    from citycache import heartbeat, pipeline
+    from citycache.clients import pg_connect, redis_client
+
+    state: dict = {}
+    try:
+        ages = heartbeat.ages(redis_client(settings))
+        state["workers"] = {w: {"up": age is not None, "age_s": age} for w, age in ages.items()}
+    except Exception as exc:
+        state["workers"] = {w: {"up": False, "error": str(exc)} for w in heartbeat.WORKERS}
+    try:
+        conn = pg_connect(settings, autocommit=True, application_name="ops.cli")
+        try:
+            state["outbox_backlog"] = pipeline.outbox_backlog(conn)
+        finally:
+            conn.close()
+    except Exception as exc:
+        state["outbox_backlog"], state["outbox_error"] = None, str(exc).strip()
+    try:
+        state["consumer_lag"] = pipeline.consumer_lag(settings)
+    except Exception as exc:
+        state["consumer_lag"], state["lag_error"] = None, f"{type(exc).__name__}: {exc}"
+    healthy = all(w["up"] for w in state["workers"].values()) and None not in (
+        state["outbox_backlog"], state["consumer_lag"])
+    if args.json:
+        print(json.dumps({**state, "healthy": healthy}))
+    else:
+        for worker, w in state["workers"].items():
+            print(f"{worker:14} {'up' if w['up'] else 'DOWN':5} "
+                  + (f"heartbeat {w['age_s']:.1f} s ago" if w["up"] else w.get("error", "no heartbeat")))
+        print(f"{'outbox':14} {state['outbox_backlog'] if state['outbox_backlog'] is not None else 'unknown'} "
+              f"row(s) waiting for Kafka {state.get('outbox_error', '')}".rstrip())
+        lag = state["consumer_lag"]
+        print(f"{'consumer lag':14} " + (f"{sum(lag.values())} message(s) ("
+              + ", ".join(f"p{p}: {n}" for p, n in sorted(lag.items())) + ")" if lag is not None
+              else f"unknown {state['lag_error']}"))
+    return 0 if healthy else 1
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m ops.cli", description="The operator's command line of city-cache.")
+    commands = root.add_subparsers(dest="command", required=True, metavar="command")
+
+    load = commands.add_parser("load", help="schema, cities and images (python -m ops.seed)",
+                               description="Apply db/schema.sql and db/trigger.sql, load the cities if the table "
+                                           "is empty (or replace them with --reload), upload the sample images.")
+    load.add_argument("--reload", action="store_true", help="replace every city (TRUNCATE and load, one transaction)")
+    load.add_argument("--skip-images", action="store_true", help="only the database")
+    load.set_defaults(run=cmd_load)
+
+    upload = commands.add_parser("upload-image", help="put a file into the image bucket",
+                                 description="Upload a file to the S3 bucket; GET /image/<name> serves it.")
+    upload.add_argument("path", help="the file to upload")
+    upload.add_argument("--name", help="object name (default: the file's name)")
+    upload.add_argument("--content-type", help="default: guessed from the object name's extension")
+    upload.set_defaults(run=cmd_upload_image)
+
+    invalidate = commands.add_parser(
+        "invalidate", help="invalidate a country's cached cities",
+        description="Publish an invalidation event to Kafka, as pg_listener does after a write: kafka_cleaner "
+                    "deletes the key and its lease, in order with the database's own events for that code, and "
+                    "the latency shows in the metrics. With --direct, delete in Redis at once (Kafka down).")
+    invalidate.add_argument("code", help="ISO 3166 alpha-3 code, e.g. BGR, or '*' for every country")
+    invalidate.add_argument("--direct", action="store_true", help="delete in Redis now instead of through Kafka")
+    invalidate.set_defaults(run=cmd_invalidate)
+
+    check = commands.add_parser("check", help="compare the cache with the database",
+                                description="Compare every cached cities_* key with the database; print each "
+                                            "mismatch; exit 1 if there is any.")
+    check.set_defaults(run=cmd_check)
+
+    status = commands.add_parser("status", help="heartbeats, outbox backlog, consumer lag",
+                                 description="The invalidation pipeline's state; exit 1 when a worker is down or a "
+                                             "figure cannot be read.")
+    status.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    status.set_defaults(run=cmd_status)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = get_settings()  # a bad setting stops here with one line naming it
+    return args.run(settings, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

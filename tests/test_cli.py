@@ -1,0 +1,99 @@
+"""python -m ops.cli: every command run as a subprocess against the running stack."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from citycache.keys import cache_key
+from tests.conftest import ROOT, supervisorctl, wait_until
+
+COMMANDS = ("load", "upload-image", "invalidate", "check", "status")
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_has_help(command):
+    result = cli(*([command] if command else []), "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m ops.cli")
+    if command is None:
+        assert all(name in result.stdout for name in COMMANDS)
+
+
+def test_load_is_idempotent_on_a_loaded_database(base_url):
+    result = cli("load", "--skip-images")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "already has rows" in result.stdout
+
+
+def test_upload_image_then_the_api_serves_it(base_url, http, s3, settings, tmp_path):
+    data = os.urandom(70_000)
+    path = tmp_path / "upload.bin"
+    path.write_bytes(data)
+    result = cli("upload-image", str(path), "--name", "test-cli-upload.png")
+    try:
+        assert result.returncode == 0, result.stderr
+        assert "test-cli-upload.png" in result.stdout
+        response = http.get(f"{base_url}/image/test-cli-upload.png")
+        assert response.content == data and response.headers["Content-Type"] == "image/png"
+    finally:
+        s3.remove_object(settings.s3_bucket, "test-cli-upload.png")
+
+
+@pytest.mark.parametrize("args, message", [(["/nonexistent/file.png"], "no such file"),
+                                           (["README.md", "--name", "../x"], "image name")])
+def test_upload_image_refuses_bad_input(args, message):
+    result = cli("upload-image", *args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_invalidate_goes_through_kafka_to_redis(base_url, redis):
+    redis.set(cache_key("QQE"), b"marker", ex=600)
+    result = cli("invalidate", "qqe")
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: not redis.exists(cache_key("QQE")), timeout=15, message="the key to be deleted")
+
+
+def test_invalidate_direct_deletes_at_once(base_url, redis):
+    redis.set(cache_key("QQE"), b"marker", ex=600)
+    result = cli("invalidate", "QQE", "--direct")
+    assert result.returncode == 0 and not redis.exists(cache_key("QQE"))
+
+
+def test_invalidate_refuses_a_bad_code():
+    result = cli("invalidate", "Q1")
+    assert result.returncode == 2 and "three letters" in result.stderr
+
+
+def test_check_reports_a_planted_mismatch(base_url, http, redis, test_cities):
+    test_cities("QQA", ("Alpha", 1))
+    http.get(f"{base_url}/cities/QQA")
+    assert cli("check").returncode == 0
+    redis.set(cache_key("QQA"), b'[{"name":"Alpha","population":999}]', ex=600)
+    result = cli("check")
+    assert result.returncode == 1 and "cities_QQA: cache" in result.stdout and "999" in result.stdout
+
+
+def test_status_shows_heartbeats_backlog_and_lag(base_url):
+    result = cli("status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for word in ("pg_listener", "kafka_cleaner", "outbox", "consumer lag"):
+        assert word in result.stdout
+    state = json.loads(cli("status", "--json").stdout)
+    assert state["healthy"] and state["outbox_backlog"] >= 0 and set(state["workers"]) == {"pg_listener", "kafka_cleaner"}
+
+
+def test_status_exits_1_naming_a_stopped_worker(base_url):
+    supervisorctl("stop", "kafka_cleaner")
+    try:
+        result = cli("status", "--json")
+        assert result.returncode == 1
+        assert json.loads(result.stdout)["workers"]["kafka_cleaner"]["up"] is False
+    finally:
+        supervisorctl("start", "kafka_cleaner")

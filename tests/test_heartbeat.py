@@ -1,0 +1,24 @@
+"""Heartbeats in the real Redis: written with a TTL, throttled, deleted on a clean stop."""
+import time
+
+from citycache.heartbeat import BEAT_SECONDS, TTL_SECONDS, Heartbeat, ages, heartbeat_key
+
+
+def test_a_beat_writes_the_time_with_a_ttl_and_stop_deletes_it(redis):
+    beat = Heartbeat(redis, "test_worker")
+    try:
+        beat.beat()
+        key = heartbeat_key("test_worker")
+        assert abs(float(redis.get(key)) - time.time()) < 2
+        assert 0 < redis.ttl(key) <= TTL_SECONDS
+        redis.set(key, b"0", ex=TTL_SECONDS)
+        beat.beat()  # within BEAT_SECONDS of the last one: not written again
+        assert redis.get(key) == b"0"
+        assert BEAT_SECONDS * 3 < TTL_SECONDS, "several beats must fit in one TTL"
+    finally:
+        beat.stop()
+    assert not redis.exists(heartbeat_key("test_worker"))
+
+
+def test_both_running_workers_beat(base_url, redis):
+    assert all(age is not None and age < TTL_SECONDS for age in ages(redis).values())

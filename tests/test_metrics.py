@@ -1,0 +1,106 @@
+"""GET /metrics: Prometheus text with the samples of every gunicorn worker and both workers."""
+from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from citycache import events
+from citycache.keys import cache_key
+from tests.conftest import wait_until
+
+
+def scrape(http, base_url) -> dict[tuple, float]:
+    response = http.get(f"{base_url}/metrics", timeout=15)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def value(samples, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_requests_hits_misses_and_query_time_add_up_across_gunicorn_workers(base_url, http, redis, test_cities):
+    test_cities("QQA", ("Alpha", 1))
+    redis.delete(cache_key("QQA"))
+    before = scrape(http, base_url)
+    for _ in range(20):  # new connections, so both gunicorn processes serve some of them
+        assert http.get(f"{base_url}/cities/QQA", headers={"Connection": "close"}).status_code == 200
+    after = scrape(http, base_url)
+    route = dict(method="GET", route="/cities/<code>", status="200")
+    assert value(after, "citycache_http_requests_total", **route) - value(before, "citycache_http_requests_total", **route) == 20
+    assert value(after, "citycache_cache_lookups_total", result="miss") - value(before, "citycache_cache_lookups_total", result="miss") == 1
+    assert value(after, "citycache_cache_lookups_total", result="hit") - value(before, "citycache_cache_lookups_total", result="hit") == 19
+    assert value(after, "citycache_db_query_seconds_count") > value(before, "citycache_db_query_seconds_count")
+    assert value(after, "citycache_http_request_duration_seconds_count", route="/cities/<code>") >= 20
+
+
+def test_unknown_paths_are_one_series_not_one_per_path(base_url, http):
+    http.get(f"{base_url}/no/such/path-1")
+    http.get(f"{base_url}/no/such/path-2")
+    samples = scrape(http, base_url)
+    assert value(samples, "citycache_http_requests_total", method="GET", route="unmatched", status="404") >= 2
+    assert not [key for key in samples if "path-1" in str(key)]
+
+
+def test_workers_count_published_and_applied_invalidations_and_their_latency(base_url, http, db, test_cities):
+    test_cities("QQB", ("Beta", 1))
+    before = scrape(http, base_url)
+    with db.cursor() as cur:
+        cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQB'")
+
+    def moved():
+        now = scrape(http, base_url)
+        return now if all(value(now, name) > value(before, name) for name in (
+            "citycache_invalidations_published_total", "citycache_invalidations_applied_total",
+            "citycache_commit_to_delete_seconds_count")) else None
+
+    after = wait_until(moved, timeout=15, message="the workers' counters to move", interval=0.2)
+    assert value(after, "citycache_commit_to_delete_seconds_sum") > value(before, "citycache_commit_to_delete_seconds_sum")
+
+
+def test_bad_events_skipped_are_counted(base_url, http, settings):
+    before = value(scrape(http, base_url), "citycache_bad_events_skipped_total", source="kafka")
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    try:
+        producer.send(events.TOPIC, key=b"QQC", value=b"not json")
+        producer.flush(timeout=10)
+    finally:
+        producer.close()
+    wait_until(lambda: value(scrape(http, base_url), "citycache_bad_events_skipped_total", source="kafka") > before,
+               timeout=15, message="the bad event to be counted", interval=0.2)
+
+
+def test_pipeline_gauges_are_exposed(base_url, http):
+    samples = scrape(http, base_url)
+    assert value(samples, "citycache_outbox_backlog") >= 0 and ("citycache_outbox_backlog", ()) in samples
+    assert ("citycache_consumer_lag", ()) in samples
+    for worker in ("pg_listener", "kafka_cleaner"):
+        assert ("citycache_worker_heartbeat_age_seconds", (("worker", worker),)) in samples
+
+
+def test_gunicorn_start_drops_dead_processes_files_and_keeps_the_workers(base_url, http, settings):
+    from pathlib import Path
+
+    from tests.conftest import ROOT, supervisorctl
+
+    directory = Path(settings.prometheus_multiproc_dir)
+    directory = directory if directory.is_absolute() else ROOT / directory
+    dead = directory / "counter_4194303.db"  # above any pid this machine hands out (pid_max)
+    dead.write_bytes(b"")
+    worker_pid = supervisorctl("pid", "kafka_cleaner").stdout.strip()
+    worker_files = sorted(p.name for p in directory.glob(f"*_{worker_pid}.db"))
+    assert worker_files, "kafka_cleaner writes its samples to the shared directory"
+    assert supervisorctl("restart", "web").returncode == 0
+    wait_until(lambda: _answers(f"{base_url}/health/live"), timeout=30, message="web to answer after the restart",
+               interval=0.2)
+    assert not dead.exists()
+    assert sorted(p.name for p in directory.glob(f"*_{worker_pid}.db")) == worker_files
+
+
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False

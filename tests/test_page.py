@@ -1,0 +1,63 @@
+"""GET /, the page for people: rendered by headless Chromium (screenshot saved in artifacts/) and over HTTP."""
+import html
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+
+ARTIFACTS = ROOT / "artifacts"
+
+
+def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("chromium is not installed (ops/install.sh installs Debian's package)")
+    return subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", *args],
+        capture_output=True, text=True, timeout=120)
+
+
+def test_chromium_renders_the_page_with_bulgarias_cities_and_the_images(base_url, tmp_path):
+    url = f"{base_url}/?country=BGR"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "page-BGR.png"
+    shot.unlink(missing_ok=True)
+    result = chromium(tmp_path, f"--screenshot={shot}", url)
+    assert shot.exists(), result.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+    dom = chromium(tmp_path, "--dump-dom", url).stdout
+    cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>([^<]*)</td>", dom)]
+    assert "Dobric" in cells and "Sofia" in cells
+    assert re.search(r'<option value="BGR" selected="">BGR · Bulgaria', dom)
+    assert re.search(r'id="source">the (cache|database)</span>', dom)
+    assert 'href="/image/bulgaria.svg"' in dom and 'href="/image/world.png"' in dom
+
+
+def test_the_page_says_where_the_cities_came_from_and_their_age(base_url, http, redis, test_cities):
+    test_cities("QQA", ("Alpha", 1234567))
+    first = http.get(f"{base_url}/?country=qqa")
+    assert first.status_code == 200 and first.headers["Content-Type"].startswith("text/html")
+    assert 'id="source">the database</span>' in first.text and "just loaded" in first.text
+    assert "1,234,567" in first.text
+    second = http.get(f"{base_url}/?country=QQA")
+    assert 'id="source">the cache</span>' in second.text
+    assert re.search(r'id="age">cached \d+ s ago', second.text)
+
+
+def test_the_picker_lists_countries_with_their_names(base_url, http):
+    text = http.get(base_url + "/").text
+    options = re.findall(r'<option value="([A-Z]{3})"', text)
+    assert len(options) > 200 and options == sorted(options) and "BGR" in options
+
+
+@pytest.mark.parametrize("country, status, message", [("B1", 400, "three letters"), ("QQZ", 404, "no cities")])
+def test_a_bad_or_unknown_country_is_said_on_the_page(base_url, http, country, status, message):
+    response = http.get(f"{base_url}/?country={country}")
+    assert response.status_code == status and message in response.text
+    assert "<select" in response.text  # the picker stays usable

@@ -1,4 +1,8 @@
-"""Worker heartbeats in Redis: `heartbeat:<worker>` holds the time of the last beat and expires.
+"""Worker heartbeats in Redis: `heartbeat:<worker>:<host>:<pid>` holds the time of the last beat.
+
+One key per running instance: several cleaners may share a consumer group, and one stopping (which
+deletes its own key) must not make the others look dead. A worker is alive while any of its
+instances' keys is.
 
 A worker beats from its loop every BEAT_SECONDS at most; the key lives TTL_SECONDS, longer than any
 wait in the loops (pg_listener's select <= 5 s plus a reconnect, kafka_cleaner's poll 0.5 s), so an
@@ -7,6 +11,8 @@ expired key means the worker is dead or stuck. A clean stop deletes the key at o
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 
 import redis
@@ -19,8 +25,13 @@ TTL_SECONDS = 20
 BEAT_SECONDS = 2.0
 
 
-def heartbeat_key(worker: str) -> str:
-    return KEY_PREFIX + worker
+def heartbeat_key(worker: str, instance: str | None = None) -> str:
+    """This process's key for `worker` (or another instance's, given its `host:pid`)."""
+    return f"{KEY_PREFIX}{worker}:{instance or f'{socket.gethostname()}:{os.getpid()}'}"
+
+
+def _instances_pattern(worker: str) -> str:
+    return f"{KEY_PREFIX}{worker}:*"
 
 
 class Heartbeat:
@@ -48,8 +59,12 @@ class Heartbeat:
 
 
 def ages(client: redis.Redis, now: float | None = None) -> dict[str, float | None]:
-    """Seconds since each worker's last beat; None when its key is gone (dead, stopped or stuck)."""
+    """Seconds since each worker's freshest beat, over its instances; None when no instance's key is
+    left (all dead, stopped or stuck)."""
     now = time.time() if now is None else now
-    values = client.mget([heartbeat_key(worker) for worker in WORKERS])
-    return {worker: None if value is None else round(max(0.0, now - float(value)), 3)
-            for worker, value in zip(WORKERS, values)}
+    result: dict[str, float | None] = {}
+    for worker in WORKERS:
+        keys = list(client.scan_iter(match=_instances_pattern(worker), count=100))
+        beats = [float(value) for value in (client.mget(keys) if keys else []) if value is not None]
+        result[worker] = round(max(0.0, now - max(beats)), 3) if beats else None
+    return result

@@ -22,3 +22,12 @@ def test_a_beat_writes_the_time_with_a_ttl_and_stop_deletes_it(redis):
 
 def test_both_running_workers_beat(base_url, redis):
     assert all(age is not None and age < TTL_SECONDS for age in ages(redis).values())
+
+
+def test_one_instance_stopping_leaves_the_worker_alive(base_url, redis):
+    """A second kafka_cleaner that stops cleanly deletes its own key, not the running one's."""
+    other = Heartbeat(redis, "kafka_cleaner")
+    other.key = heartbeat_key("kafka_cleaner", "elsewhere:1")  # as if from another host
+    other.beat()
+    other.stop()
+    assert ages(redis)["kafka_cleaner"] is not None

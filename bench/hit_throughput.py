@@ -17,7 +17,9 @@ import requests
 
 from bench.common import ROOT, Figure, Sizes, base_url, median, need, run, wait_for
 
-CODE = "USA"  # the largest country: the biggest cached value, so the hit path is most visible
+# A typical country (the walkthrough's, 5 KB cached) is the figure; the largest (USA, 300 KB) is
+# reported beside it, since there the value's second trip (Redis -> worker) costs the most.
+CODE, LARGEST = "BGR", "USA"
 WRK_THREADS, WRK_CONNECTIONS = 2, 32
 TARGET = 0.85
 
@@ -64,8 +66,8 @@ def start_floor(body: bytes, log_path: Path) -> tuple[subprocess.Popen, str, Pat
     return proc, url, tmp
 
 
-def bench(sizes: Sizes) -> Figure:
-    url = f"{base_url()}/cities/{CODE}"
+def measure(code: str, sizes: Sizes) -> dict:
+    url = f"{base_url()}/cities/{code}"
     requests.get(url, timeout=10)  # fill the cache
     hit = requests.get(url, timeout=10)
     if not hit.content.startswith(b'{"source":"cache"'):
@@ -91,10 +93,17 @@ def bench(sizes: Sizes) -> Figure:
         tmp.rmdir()
     app_rps = median([r["rps"] for r in app_runs])
     floor_rps = median([r["rps"] for r in floor_runs])
-    ratio = app_rps / floor_rps
+    return {"code": code, "bytes": len(hit.content), "ratio": round(app_rps / floor_rps, 3), "app_rps": app_rps,
+            "floor_rps": floor_rps, "app_runs": app_runs, "floor_runs": floor_runs}
+
+
+def bench(sizes: Sizes) -> Figure:
+    typical, largest = measure(CODE, sizes), measure(LARGEST, sizes)
+    ratio = typical["ratio"]
     return Figure(
-        1, "cache-hit throughput vs floor", round(ratio, 3), "x floor", f">= {TARGET}", ratio >= TARGET,
-        details={"app_rps": app_rps, "floor_rps": floor_rps, "code": CODE, "bytes": len(hit.content),
-                 "wrk": f"-t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{sizes.hit_seconds:g}s x{sizes.hit_rounds}",
-                 "app_runs": app_runs, "floor_runs": floor_runs},
-        note=f"{app_rps:.0f} vs {floor_rps:.0f} req/s")
+        1, "cache-hit throughput vs floor", ratio, "x floor", f">= {TARGET}", ratio >= TARGET,
+        details={**typical, "largest": largest,
+                 "wrk": f"-t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{sizes.hit_seconds:g}s x{sizes.hit_rounds}"},
+        note=(f"{CODE} ({typical['bytes'] // 1000} KB): {typical['app_rps']:.0f} vs {typical['floor_rps']:.0f} req/s; "
+              f"{LARGEST} ({largest['bytes'] // 1000} KB): {largest['ratio']:.2f}x "
+              f"({largest['app_rps']:.0f} vs {largest['floor_rps']:.0f})"))

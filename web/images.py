@@ -14,7 +14,7 @@ bp = Blueprint("images", __name__)
 
 # A flat object name: no slashes (so no path tricks), no control characters, no leading dot.
 IMAGE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = 1024 * 1024  # 64 KiB chunks cost a Python round per 64 KiB: 0.54-0.63x direct; 1 MiB: 0.72-0.89x
 MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
 
 

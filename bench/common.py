@@ -39,8 +39,8 @@ class Figure:
 @dataclass(frozen=True)
 class Sizes:
     """How big each benchmark is; --quick shrinks every one for a smoke run."""
-    hit_seconds: float = 10.0
-    hit_rounds: int = 2
+    hit_seconds: float = 5.0
+    hit_rounds: int = 5
     commits: int = 1000
     commit_interval_s: float = 0.02
     rate_seconds: float = 15.0
@@ -52,7 +52,7 @@ class Sizes:
     write_seconds: float = 10.0
     write_rounds: int = 2
     stream_bytes: int = 1 << 30
-    stream_rounds: int = 2
+    stream_rounds: int = 3
 
     @classmethod
     def quick(cls) -> "Sizes":
@@ -127,6 +127,13 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise LookupError(f"no VmRSS for pid {pid}")
+
+
+def cpu_ticks(pid: int) -> int:
+    """user + system clock ticks the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def children(pid: int) -> list[int]:

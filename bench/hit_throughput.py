@@ -93,7 +93,10 @@ def measure(code: str, sizes: Sizes) -> dict:
         tmp.rmdir()
     app_rps = median([r["rps"] for r in app_runs])
     floor_rps = median([r["rps"] for r in floor_runs])
-    return {"code": code, "bytes": len(hit.content), "ratio": round(app_rps / floor_rps, 3), "app_rps": app_rps,
+    # Each round's app and floor runs are back to back, so their ratio shares the machine's load of
+    # that moment; the median over rounds damps a round that another stack disturbed.
+    ratio = median([a["rps"] / f["rps"] for a, f in zip(app_runs, floor_runs)])
+    return {"code": code, "bytes": len(hit.content), "ratio": round(ratio, 3), "app_rps": app_rps,
             "floor_rps": floor_rps, "app_runs": app_runs, "floor_runs": floor_runs}
 
 

@@ -36,8 +36,9 @@ def selected(only: str | None) -> list[tuple[int, str]]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    with open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                   platform.processor())
     return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, shared with other stacks"
 
 
@@ -67,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ARTIFACTS), help="directory for bench.md and bench.json")
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
-    header = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "mode": "quick" if args.quick else "full",
-              "commit": commit(), "machine": machine(), "sizes": sizes.__dict__}
+    header = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "mode": "quick" if args.quick else "full", "commit": commit(), "machine": machine(),
+              "sizes": sizes.__dict__}
     figures, failed = [], False
     for number, name in selected(args.only):
         print(f"bench: {number} {name} ...", file=sys.stderr, flush=True)
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             figure = Figure(number, name, None, "", "", False, note=f"error: {type(exc).__name__}: {exc}"[:300])
         figure.details["seconds"] = round(time.monotonic() - started, 1)
-        print(f"bench: {number} {name}: {figure.value} {figure.unit} ({figure.note})", file=sys.stderr, flush=True)
+        print(f"bench: {number} {name}: {figure.value} {figure.unit} ({figure.note})", file=sys.stderr,
+              flush=True)
         figures.append(figure)
     os.makedirs(args.out, exist_ok=True)
     table = render(figures, header)

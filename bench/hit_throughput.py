@@ -5,6 +5,7 @@ that drift from other load on the machine falls on both alike.
 """
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -50,7 +51,7 @@ def start_floor(body: bytes, log_path: Path) -> tuple[subprocess.Popen, str, Pat
     proc = subprocess.Popen(
         [str(gunicorn), "--config", str(ROOT / "web" / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
          "--control-socket", str(tmp / "gunicorn.ctl"), "bench.floor_app:create_app()"],
-        cwd=ROOT, env={**__import__("os").environ, "BENCH_FLOOR_FILE": str(tmp / "body.json")},
+        cwd=ROOT, env={**os.environ, "BENCH_FLOOR_FILE": str(tmp / "body.json")},
         stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/cities/{CODE}"
 
@@ -107,6 +108,7 @@ def bench(sizes: Sizes) -> Figure:
         1, "cache-hit throughput vs floor", ratio, "x floor", f">= {TARGET}", ratio >= TARGET,
         details={**typical, "largest": largest,
                  "wrk": f"-t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{sizes.hit_seconds:g}s x{sizes.hit_rounds}"},
-        note=(f"{CODE} ({typical['bytes'] // 1000} KB): {typical['app_rps']:.0f} vs {typical['floor_rps']:.0f} req/s; "
+        note=(f"{CODE} ({typical['bytes'] // 1000} KB): {typical['app_rps']:.0f} vs "
+              f"{typical['floor_rps']:.0f} req/s; "
               f"{LARGEST} ({largest['bytes'] // 1000} KB): {largest['ratio']:.2f}x "
               f"({largest['app_rps']:.0f} vs {largest['floor_rps']:.0f})"))

@@ -72,7 +72,8 @@ def bench(sizes: Sizes) -> Figure:
         commits = sorted(c for out in commits_per_writer for c in out)
         # Keep sampling until everything committed is applied (or give up after 30 s).
         deadline = time.time() + 30
-        while samples and time.time() < deadline and applied_at(samples[-1]["offsets"], tap.seen, commits) < len(commits):
+        while time.time() < deadline and (
+                not samples or applied_at(samples[-1]["offsets"], tap.seen, commits) < len(commits)):
             time.sleep(SAMPLE_S)
         stop_sampler.set()
         sampling.join()

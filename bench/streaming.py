@@ -11,7 +11,8 @@ import subprocess
 import threading
 import time
 
-from bench.common import Figure, Sizes, base_url, children, cpu_ticks, median, need, rss_bytes, settings, web_master_pid
+from bench.common import (Figure, Sizes, base_url, children, cpu_ticks, median, need, rss_bytes, settings,
+                          web_master_pid)
 from citycache.clients import s3_client
 
 RSS_TARGET_MIB, THROUGHPUT_TARGET = 32, 0.7
@@ -36,8 +37,8 @@ class PatternReader(io.RawIOBase):
 
 def curl(url: str, size: int) -> float:
     """Bytes per second of one download to /dev/null."""
-    out = subprocess.run([need("curl", "curl"), "-s", "-f", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", url],
-                         capture_output=True, text=True, timeout=600, check=True).stdout.split()
+    out = subprocess.run([need("curl", "curl"), "-s", "-f", "-o", "/dev/null", "-w", "%{size_download} %{time_total}",
+                          url], capture_output=True, text=True, timeout=600, check=True).stdout.split()
     if int(out[0]) != size:
         raise RuntimeError(f"downloaded {out[0]} bytes of {size} from {url}")
     return size / float(out[1])
@@ -92,7 +93,8 @@ def bench(sizes: Sizes) -> Figure:
     return Figure(
         7, "streaming: worker RSS growth", round(grown_mib, 1), "MiB",
         f"<= {RSS_TARGET_MIB} MiB; throughput >= {THROUGHPUT_TARGET} x direct", met,
-        details={"bytes": size, "rounds": sizes.stream_rounds, "rss_growth_mib": [round(g / (1 << 20), 1) for g in growth],
+        details={"bytes": size, "rounds": sizes.stream_rounds,
+                 "rss_growth_mib": [round(g / (1 << 20), 1) for g in growth],
                  "throughput_ratio": round(ratio, 3), "serving_worker": servers,
                  "app_mib_s": [round(v / (1 << 20), 1) for v in app],
                  "direct_mib_s": [round(v / (1 << 20), 1) for v in direct]},

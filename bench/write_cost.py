@@ -37,7 +37,8 @@ def bench(sizes: Sizes) -> Figure:
             for variant in ("none", "statement", "seed_row"):
                 tps[variant].append(pgbench(scripts[variant], sizes.write_seconds))
             for variant in ("none", "statement"):
-                tps[f"{variant}_async"].append(pgbench(scripts[variant], sizes.write_seconds, async_commit=True))
+                tps[f"{variant}_async"].append(
+                    pgbench(scripts[variant], sizes.write_seconds, async_commit=True))
     m = {variant: median(values) for variant, values in tps.items()}
     ratio = m["statement"] / m["none"]
     return Figure(

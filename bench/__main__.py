@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             traceback.print_exc()
             figure = Figure(number, name, None, "", "", False, note=f"error: {type(exc).__name__}: {exc}"[:300])
-        figure.details["seconds"] = round(time.monotonic() - started, 1)
+        figure.details["elapsed_s"] = round(time.monotonic() - started, 1)
         print(f"bench: {number} {name}: {figure.value} {figure.unit} ({figure.note})", file=sys.stderr,
               flush=True)
         figures.append(figure)

@@ -132,10 +132,13 @@ def test_cities(db, redis, invalidated, settings):
     """
 
     def add(code: str, *cities: tuple[str, int]):
+        # One statement, so one commit and one invalidation: with a commit per row the marker would
+        # vanish at the first row's DEL, and a later row's DEL could hit the test's next read.
         with invalidated(code), db.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO city (name, countrycode, district, population) VALUES (%s, %s, 'Test', %s)",
-                [(name, code, population) for name, population in cities])
+            cur.execute(
+                "INSERT INTO city (name, countrycode, district, population)"
+                " SELECT name, %s, 'Test', population FROM unnest(%s::text[], %s::int[]) AS t(name, population)",
+                (code, [name for name, _ in cities], [population for _, population in cities]))
 
     yield add
     conn = psycopg2.connect(settings.database_url)  # a fresh one: the test may have restarted Postgres

@@ -16,7 +16,7 @@ from web.resources import get_resources
 
 bp = Blueprint("images", __name__)
 
-CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = 1024 * 1024  # 64 KiB chunks cost a Python round per 64 KiB: 0.54-0.63x direct; 1 MiB: 0.72-0.89x
 MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound"}
 # Objects are replaced rarely; a minute of freshness, then a cheap revalidation by ETag.
 CACHE_CONTROL = "public, max-age=60"

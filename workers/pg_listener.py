@@ -76,15 +76,19 @@ class PgListener:
                 else:
                     drain_at = time.monotonic() + self.kafka_backoff.next()
             wait = max(0.0, drain_at - time.monotonic())
+            # A notification can arrive with the replies to the drain's own queries: psycopg2 has
+            # then already moved it into conn.notifies and the socket stays quiet, so don't wait.
+            if conn.notifies:
+                wait = 0.0
             ready, _, _ = select.select([conn, self.shutdown], [], [], wait)
             if self.shutdown in ready:
                 self.shutdown.clear_wakeups()
             if conn in ready:
                 conn.poll()
-                while conn.notifies:
-                    self.check_payload(conn.notifies.pop(0).payload)
-                    if self.kafka_backoff.attempt == 0:  # while Kafka is failing, keep to the backoff
-                        drain_at = 0.0
+            while conn.notifies:
+                self.check_payload(conn.notifies.pop(0).payload)
+                if self.kafka_backoff.attempt == 0:  # while Kafka is failing, keep to the backoff
+                    drain_at = 0.0
 
     @staticmethod
     def check_payload(payload: str) -> None:

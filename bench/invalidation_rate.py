@@ -1,0 +1,125 @@
+"""3. Sustained invalidation rate: concurrent single-row commits as fast as Postgres takes them,
+against the rate at which the pipeline applies them (DEL acknowledged), and the backlog over time.
+
+A commit counts as applied once the cleaners' group has committed the offset of an event of its
+code whose event id (the newest outbox row it covers) is at least the commit's own outbox row.
+Sampled every SAMPLE_S: commits, applied, and rows waiting in city_outbox.
+"""
+from __future__ import annotations
+
+import bisect
+import random
+import threading
+import time
+from collections import defaultdict
+
+from bench.common import Figure, Sizes, pg_conn, settings
+from bench.kafka_tap import KafkaTap
+from bench.rows import bench_rows
+from citycache.clients import kafka_admin
+
+SAMPLE_S = 0.2
+TOLERANCE = 0.97  # "at least 1.0" within the noise of two rates sampled on a shared machine
+UPDATE = ("UPDATE city SET population = population + 1 WHERE id = %s;"
+          " SELECT currval('city_outbox_id_seq')")  # the outbox row this commit's trigger wrote
+
+
+def writer(row_ids, stop: threading.Event, out: list) -> None:
+    rng = random.Random()
+    with pg_conn(application_name="bench-rate") as conn, conn.cursor() as cur:
+        while not stop.is_set():
+            row_id, code = rng.choice(row_ids)
+            cur.execute(UPDATE, (row_id,))
+            out.append((time.time(), cur.fetchone()[0], code))
+
+
+def sampler(stop: threading.Event, samples: list) -> None:
+    group = settings().kafka_consumer_group
+    admin = kafka_admin(settings(), timeout_ms=5000)
+    try:
+        with pg_conn(application_name="bench-rate-sampler") as conn, conn.cursor() as cur:
+            while not stop.is_set():
+                cur.execute("SELECT count(*) FROM city_outbox")
+                backlog = cur.fetchone()[0]
+                offsets = {tp.partition: meta.offset for tp, meta in
+                           admin.list_group_offsets(group)[group].items() if tp.topic == "city_updates"}
+                samples.append({"t": time.time(), "outbox": backlog, "offsets": offsets})
+                stop.wait(SAMPLE_S)
+    finally:
+        admin.close()
+
+
+def bench(sizes: Sizes) -> Figure:
+    with bench_rows() as rows:
+        row_ids = list(rows.items())
+        tap = KafkaTap().start()
+        time.sleep(1.0)
+        commits_per_writer = [[] for _ in range(sizes.rate_writers)]
+        samples: list = []
+        stop_writers, stop_sampler = threading.Event(), threading.Event()
+        sampling = threading.Thread(target=sampler, args=(stop_sampler, samples))
+        threads = [threading.Thread(target=writer, args=(row_ids, stop_writers, out))
+                   for out in commits_per_writer]
+        sampling.start()
+        t_start = time.time()
+        for t in threads:
+            t.start()
+        time.sleep(sizes.rate_seconds)
+        stop_writers.set()
+        for t in threads:
+            t.join()
+        t_end = time.time()
+        commits = sorted(c for out in commits_per_writer for c in out)
+        # Keep sampling until everything committed is applied (or give up after 30 s).
+        deadline = time.time() + 30
+        while time.time() < deadline and (
+                not samples or applied_at(samples[-1]["offsets"], tap.seen, commits) < len(commits)):
+            time.sleep(SAMPLE_S)
+        stop_sampler.set()
+        sampling.join()
+        tap.stop()
+    return summarize(sizes, commits, samples, tap.seen, t_start, t_end)
+
+
+def applied_at(offsets: dict, seen, commits) -> int:
+    """How many commits the cleaners had applied when their group's offsets were `offsets`."""
+    newest = {}
+    for _, partition, offset, event in seen:
+        if offset < offsets.get(partition, -1) and event.event_id is not None:
+            newest[event.code] = max(newest.get(event.code, 0), event.event_id)
+    ids = defaultdict(list)
+    for _, outbox_id, code in commits:
+        ids[code].append(outbox_id)
+    return sum(bisect.bisect_right(sorted(ids[code]), newest.get(code, 0)) for code in ids)
+
+
+def summarize(sizes, commits, samples, seen, t_start, t_end) -> Figure:
+    series = []
+    commit_times = [c[0] for c in commits]
+    for s in samples:
+        series.append({"t": round(s["t"] - t_start, 2), "committed": bisect.bisect_right(commit_times, s["t"]),
+                       "applied": applied_at(s["offsets"], seen, commits), "outbox": s["outbox"]})
+    # Rates over the steady part of the load: from 20 % into it to its end.
+    t_a = 0.2 * (t_end - t_start)
+    t_b = t_end - t_start
+    steady = [p for p in series if t_a <= p["t"] <= t_b]
+    committed_rate = applied_rate = 0.0
+    if len(steady) >= 2:
+        span = steady[-1]["t"] - steady[0]["t"]
+        committed_rate = (steady[-1]["committed"] - steady[0]["committed"]) / span
+        applied_rate = (steady[-1]["applied"] - steady[0]["applied"]) / span
+    drained = next((p["t"] for p in series if p["t"] >= t_b and p["applied"] >= len(commits)), None)
+    lag = max((p["committed"] - p["applied"] for p in series if p["t"] <= t_b), default=0)
+    ratio = applied_rate / committed_rate if committed_rate else 0.0
+    drain_s = round(drained - t_b, 2) if drained is not None else None
+    met = ratio >= TOLERANCE and drain_s is not None and drain_s <= 5
+    return Figure(
+        3, "sustained invalidation: applied/committed", round(ratio, 3), "x committed",
+        f">= 1.0 (within {1 - TOLERANCE:.0%}), backlog bounded", met,
+        details={"writers": sizes.rate_writers, "seconds": sizes.rate_seconds, "commits": len(commits),
+                 "committed_per_s": round(committed_rate, 1), "applied_per_s": round(applied_rate, 1),
+                 "max_lag_commits": lag, "max_outbox_rows": max((p["outbox"] for p in series), default=0),
+                 "drain_after_stop_s": drain_s, "series": series},
+        note=(f"{committed_rate:.0f} committed/s, {applied_rate:.0f} applied/s; max lag {lag} commits, "
+              f"outbox max {max((p['outbox'] for p in series), default=0)} rows; drained "
+              f"{drain_s} s after stop"))

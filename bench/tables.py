@@ -1,0 +1,56 @@
+"""Copies of the city table for trigger comparisons: none, ours (statement-level), the seed's (row)."""
+from __future__ import annotations
+
+import contextlib
+
+from bench.common import pg_conn
+
+# The seed's trigger, as the project started from: one pg_notify per changed row.
+SEED_ROW_TRIGGER = """
+CREATE OR REPLACE FUNCTION bench_seed_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('city_updates', NEW.countrycode); RETURN NEW; END $$;
+CREATE TRIGGER bench_seed_notify AFTER UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION bench_seed_notify();
+"""
+# Ours, exactly as db/trigger.sql attaches city_invalidate_v1 to city (writes city_outbox, NOTIFY).
+STATEMENT_TRIGGERS = """
+CREATE TRIGGER bench_invalidate_insert AFTER INSERT ON {table}
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v1();
+CREATE TRIGGER bench_invalidate_update AFTER UPDATE ON {table}
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v1();
+CREATE TRIGGER bench_invalidate_delete AFTER DELETE ON {table}
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v1();
+"""
+VARIANTS = {"none": "", "statement": STATEMENT_TRIGGERS, "seed_row": SEED_ROW_TRIGGER}
+
+
+def table_name(prefix: str, variant: str) -> str:
+    return f"{prefix}_{variant}"
+
+
+@contextlib.contextmanager
+def city_copies(prefix: str, rows: int):
+    """One table per variant, each with `rows` rows cycled from city (ids 1..rows); dropped after."""
+    names = {variant: table_name(prefix, variant) for variant in VARIANTS}
+    with pg_conn(application_name="bench-tables") as conn, conn.cursor() as cur:
+        try:
+            for variant, table in names.items():
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+                cur.execute(f"""
+                    CREATE TABLE {table} (
+                        id integer PRIMARY KEY, name text NOT NULL,
+                        countrycode char(3) NOT NULL CHECK (countrycode ~ '^[A-Z]{{3}}$'),
+                        district text NOT NULL DEFAULT '', population integer NOT NULL DEFAULT 0 CHECK (population >= 0))""")
+                cur.execute(f"""
+                    INSERT INTO {table}
+                    SELECT g, c.name, c.countrycode, c.district, c.population
+                    FROM generate_series(1, %s) AS g
+                    JOIN (SELECT row_number() OVER (ORDER BY id) AS n, * FROM city) AS c
+                      ON c.n = 1 + (g - 1) %% (SELECT count(*) FROM city)""", (rows,))
+                cur.execute(f"CREATE INDEX ON {table} (countrycode)")
+                if VARIANTS[variant]:
+                    cur.execute(VARIANTS[variant].format(table=table))
+                cur.execute(f"VACUUM ANALYZE {table}")
+            yield names
+        finally:
+            for table in names.values():
+                cur.execute(f"DROP TABLE IF EXISTS {table}")

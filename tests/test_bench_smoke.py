@@ -1,0 +1,70 @@
+"""The benchmark command in its quick mode produces all seven figures with sane values.
+
+No speed is asserted (timed asserts are forbidden on this shared machine): only that every
+benchmark ran, measured what it says, and wrote the table and the JSON.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, base_url):
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = (out / "bench.md").read_text()
+    data = json.loads((out / "bench.json").read_text())
+    return table, {f["number"]: f for f in data["figures"]}, data
+
+
+def test_all_seven_figures_with_targets(results):
+    table, figures, data = results
+    assert sorted(figures) == [1, 2, 3, 4, 5, 6, 7]
+    for number, figure in figures.items():
+        assert figure["value"] is not None, figure
+        assert figure["target"], figure
+        assert f"| {number} | {figure['name']} |" in table
+    assert data["mode"] == "quick" and data["machine"]
+
+
+def test_ratios_are_positive_numbers(results):
+    _, figures, _ = results
+    assert figures[1]["value"] > 0 and figures[1]["details"]["floor_rps"] > 0
+    assert figures[3]["value"] > 0 and figures[3]["details"]["committed_per_s"] > 0
+    assert figures[4]["value"] > 0 and figures[4]["details"]["seed_row_ratio"] > 0
+    assert figures[6]["value"] > 0 and figures[6]["details"]["seed_row_ratio"] > 0
+    assert figures[7]["details"]["throughput_ratio"] > 0
+
+
+def test_every_commit_reached_redis(results):
+    _, figures, _ = results
+    latency = figures[2]["details"]
+    assert latency["commits"] == 100 and latency["missing"] == 0
+    assert 0 < latency["total_ms"]["p50"] <= latency["total_ms"]["p99"] <= latency["total_ms"]["max"]
+    assert set(latency["hops_ms"]) == {"commit->listener", "listener->kafka", "kafka->DEL"}
+    assert figures[3]["details"]["drain_after_stop_s"] is not None  # the backlog drained
+
+
+def test_miss_storm_ran_exactly_one_query(results):
+    _, figures, _ = results
+    storm = figures[5]["details"]
+    assert storm["queries_per_round"] == [1] * storm["rounds"]
+    assert storm["statuses"] == {"200": storm["requests_per_storm"] * storm["rounds"]}
+    assert storm["latency_ms"]["p99"] > 0
+
+
+def test_streaming_measured_the_worker(results):
+    _, figures, _ = results
+    stream = figures[7]["details"]
+    assert stream["bytes"] == 10 << 20
+    assert figures[7]["value"] >= 0 and all(v > 0 for v in stream["app_mib_s"] + stream["direct_mib_s"])

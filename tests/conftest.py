@@ -4,13 +4,13 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg2
 import pytest
 import requests
 
+from bench.common import wait_for
 from citycache.clients import redis_client, s3_client
 from citycache.keys import cache_key
 from citycache.settings import get_settings
@@ -22,14 +22,10 @@ TEST_CODES = ("QQA", "QQB", "QQC", "QQD", "QQE", "QQF")
 
 def wait_until(condition, timeout: float = 10.0, message: str = "condition", interval: float = 0.02):
     """Poll `condition()` until it returns something truthy; fail the test with `message` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {message}")
-        time.sleep(interval)
+    try:
+        return wait_for(condition, timeout, message, interval)
+    except TimeoutError as exc:
+        pytest.fail(str(exc))
 
 
 def run_ops(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

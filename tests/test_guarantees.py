@@ -6,7 +6,6 @@ import sys
 import threading
 import time
 
-import psycopg2
 import pytest
 import requests
 

@@ -1,9 +1,6 @@
 """A change to `city` by anyone (here: plain SQL) empties the matching cache key, end to end."""
 import subprocess
 
-import pytest
-
-from citycache.keys import cache_key
 from tests.conftest import ROOT, wait_until
 
 

@@ -13,6 +13,15 @@ def health(base_url):
     return response.status_code, response.json()
 
 
+def health_when(base_url, wanted, timeout: float, message: str):
+    """Poll /health until `wanted(status, body)` holds; the body that satisfied it."""
+    def check():
+        status, body = health(base_url)
+        return body if wanted(status, body) else None
+
+    return wait_until(check, timeout=timeout, message=message, interval=0.1)
+
+
 def test_all_up(base_url):
     status, body = health(base_url)
     assert status == 200
@@ -43,8 +52,8 @@ def test_a_stopped_pg_listener_is_named_and_its_backlog_shows(base_url, db, test
         assert body["outbox_backlog"] >= 1
     finally:
         supervisorctl("start", "pg_listener")
-    body = wait_until(lambda: (lambda s, b: b if s == 200 and b["outbox_backlog"] == 0 else None)(*health(base_url)),
-                      timeout=20, message="/health 200 with the outbox drained")
+    body = health_when(base_url, lambda status, body: status == 200 and body["outbox_backlog"] == 0,
+                       timeout=20, message="/health 200 with the outbox drained")
     assert body["workers"]["pg_listener"]["status"] == "up"
 
 
@@ -54,13 +63,13 @@ def test_a_stopped_kafka_cleaner_is_named_and_its_lag_shows(base_url, db, test_c
     try:
         with db.cursor() as cur:
             cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQD'")
-        body = wait_until(lambda: (lambda s, b: b if b["consumer_lag"] else None)(*health(base_url)),
-                          timeout=20, message="the consumer lag to show the unconsumed event")
+        body = health_when(base_url, lambda status, body: body["consumer_lag"] >= 1,
+                           timeout=20, message="the consumer lag to show the unconsumed event")
         assert body["failing"] == ["kafka_cleaner"] and body["consumer_lag"] >= 1
     finally:
         supervisorctl("start", "kafka_cleaner")
-    wait_until(lambda: (lambda s, b: s == 200 and b["consumer_lag"] == 0)(*health(base_url)),
-               timeout=30, message="/health 200 with no consumer lag")
+    health_when(base_url, lambda status, body: status == 200 and body["consumer_lag"] == 0,
+                timeout=30, message="/health 200 with no consumer lag")
 
 
 @pytest.mark.slow
@@ -68,11 +77,8 @@ def test_a_stopped_kafka_cleaner_is_named_and_its_lag_shows(base_url, db, test_c
 def test_one_service_down_is_503_naming_it(base_url, service, pipeline_flows):
     run_ops("services.sh", "stop", service)
     try:
-        def reports_down():
-            status, body = health(base_url)
-            return body if status == 503 else None
-
-        body = wait_until(reports_down, timeout=20, message=f"/health to notice {service} is down")
+        body = health_when(base_url, lambda status, body: status == 503, timeout=20,
+                           message=f"/health to notice {service} is down")
         assert body["status"] == "down"
         down = [name for name, check in body["checks"].items() if check["status"] == "down"]
         assert down == [service]

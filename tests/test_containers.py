@@ -676,8 +676,24 @@ def test_supervisord_waits_longer_than_each_programs_own_graceful_stop(tmp_path)
         assert float(programs[name]["stopwaitsecs"]) > 10
 
 
-def test_every_program_logs_to_stdout_unrotated():
+def test_every_program_logs_to_its_file_in_log_dir_rotated_as_set():
+    """One supervisord.conf for the VM and the container: the log settings come from the environment."""
     for name, section in supervisord_programs().items():
-        assert section.get("stdout_logfile") == "/dev/stdout", name
-        assert section.get("stdout_logfile_maxbytes") == "0", name
+        assert section.get("stdout_logfile") == "%(ENV_LOG_DIR)s/%(program_name)s.log", name
+        assert section.get("stdout_logfile_maxbytes") == "%(ENV_LOG_FILE_MAX_BYTES)s", name
+        assert section.get("stdout_logfile_backups") == "%(ENV_LOG_FILE_BACKUPS)s", name
         assert section.get("redirect_stderr") == "true", name
+
+
+def test_in_the_image_every_program_logs_to_stdout_unrotated(services):
+    """supervisord refuses a conf whose %(ENV_...)s is unset; the image sets each, links every
+    program's file to stdout and never rotates it (a rotation would replace the link with a file)."""
+    instructions = effective()
+    env = dict(pair.split("=", 1) for kw, args in instructions if kw == "ENV" for pair in shlex.split(args))
+    assert env.get("LOG_FILE_MAX_BYTES") == "0" and env.get("LOG_FILE_BACKUPS") == "0", env
+    runs = " ".join(args for kw, args in instructions if kw == "RUN")
+    for name in supervisord_programs():
+        assert re.search(rf"ln -sf? /dev/stdout {re.escape(env['LOG_DIR'])}/{name}\.log\b", runs), name
+    app_env = env_of(services["app"])
+    assert {k: app_env.get(k) for k in ("LOG_DIR", "LOG_FILE_MAX_BYTES", "LOG_FILE_BACKUPS")} == {
+        k: env[k] for k in ("LOG_DIR", "LOG_FILE_MAX_BYTES", "LOG_FILE_BACKUPS")}, "compose and the image disagree"

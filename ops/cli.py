@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from citycache.settings import Settings, get_settings
+from citycache.settings import Settings, SettingsError, get_settings
 
 
 def cmd_load(settings: Settings, args) -> int:
@@ -238,7 +238,15 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = get_settings()  # a bad setting stops here with one line naming it
+    try:
+        settings = get_settings()  # a bad setting stops here with one line naming it
+    except SettingsError as exc:
+        if args.command != "doctor":
+            raise
+        from ops import doctor  # a bad setting is doctor's first finding, in its own format
+
+        return doctor.report([doctor.Check("settings", False, str(exc), "the named setting(s), in the "
+                                           "environment or the env file")], as_json=args.json)
     return args.run(settings, args)
 
 

@@ -37,6 +37,11 @@ def test_supervisorctl_tail_follows_the_web_log_live(base_url, http):
 
 
 def test_every_program_has_its_own_log_file(settings, base_url):
-    for program in ("web", "pg_listener", "kafka_cleaner"):
+    """Not one stream for all: `tail pg_listener` shows pg_listener's lines and nobody else's."""
+    programs = ("web", "pg_listener", "kafka_cleaner")
+    for program in programs:
         tail = supervisorctl("tail", "-20000", program).stdout
         assert f'"component": "{program}"' in tail, f"{program}: {tail[-500:]!r}"
+        others = [line for line in tail.splitlines()
+                  if any(f'"component": "{other}"' in line for other in programs if other != program)]
+        assert not others, f"{program}'s log has other programs' lines: {others[:3]}"

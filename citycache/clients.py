@@ -41,7 +41,7 @@ def _bootstrap(settings: Settings) -> list[str]:
 RECONNECT_BACKOFF = {"reconnect_backoff_ms": 50, "reconnect_backoff_max_ms": 1000}
 
 
-def kafka_producer(settings: Settings) -> KafkaProducer:
+def kafka_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=_bootstrap(settings),
         **RECONNECT_BACKOFF,
@@ -51,7 +51,7 @@ def kafka_producer(settings: Settings) -> KafkaProducer:
         max_block_ms=2000,
         request_timeout_ms=5000,
         delivery_timeout_ms=10000,
-        client_id="pg_listener",
+        client_id=client_id,
     )
 
 

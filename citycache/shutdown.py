@@ -46,17 +46,3 @@ class Shutdown:
             select.select([self._read_fd], [], [], seconds)
             self.clear_wakeups()
 
-
-class Backoff:
-    """Exponential delays for reconnects: base, 2*base, ... up to cap; reset after a success."""
-
-    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
-        self.base, self.cap, self.attempt = base, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * (2 ** self.attempt))
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0

@@ -80,9 +80,9 @@ def cmd_invalidate(settings: Settings, args) -> int:
         deleted = invalidate_all(client) if code == events.ALL_CODES else invalidate(client, [code])
         print(f"deleted {deleted} key(s) for {code} directly in Redis")
         return 0
-    from workers.publisher import PublishError, Publisher
+    from citycache.publisher import PublishError, Publisher
 
-    publisher = Publisher(settings)
+    publisher = Publisher(settings, client_id="ops.cli")
     try:
         publisher.publish([events.Invalidation(code, committed_at=time.time())])
     except PublishError as exc:

@@ -15,12 +15,13 @@ from kafka import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 
 from citycache import cache, events
+from citycache.backoff import Backoff
 from citycache.clients import ensure_topic, kafka_consumer, redis_client
 from citycache.heartbeat import Heartbeat
 from citycache.logs import configure_logging
 from citycache.metrics import APPLIED, BAD_EVENTS, COMMIT_TO_DEL
 from citycache.settings import Settings, get_settings
-from citycache.shutdown import Backoff, Shutdown
+from citycache.shutdown import Shutdown
 
 log = logging.getLogger("kafka_cleaner")
 

@@ -16,11 +16,12 @@ from citycache import outbox
 from citycache.clients import pg_connect, redis_client
 from citycache.events import CHANNEL, BadEvent, parse_code
 from citycache.heartbeat import Heartbeat
+from citycache.backoff import Backoff
 from citycache.logs import configure_logging
 from citycache.metrics import BAD_EVENTS, PUBLISHED
+from citycache.publisher import PublishError, Publisher
 from citycache.settings import Settings, get_settings
-from citycache.shutdown import Backoff, Shutdown
-from workers.publisher import PublishError, Publisher
+from citycache.shutdown import Shutdown
 
 log = logging.getLogger("pg_listener")
 
@@ -139,7 +140,8 @@ def main() -> None:
     settings = get_settings()
     configure_logging("pg_listener", settings.log_level)
     shutdown = Shutdown().install()
-    PgListener(settings, shutdown, Publisher(settings, should_stop=lambda: shutdown.requested)).run()
+    publisher = Publisher(settings, client_id="pg_listener", should_stop=lambda: shutdown.requested)
+    PgListener(settings, shutdown, publisher).run()
 
 
 if __name__ == "__main__":

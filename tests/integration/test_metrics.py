@@ -4,7 +4,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from citycache import events
 from citycache.keys import cache_key
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 
 def scrape(http, base_url) -> dict[tuple, float]:
@@ -81,7 +81,7 @@ def test_pipeline_gauges_are_exposed(base_url, http):
 def test_gunicorn_start_drops_dead_processes_files_and_keeps_the_workers(base_url, http, settings):
     from pathlib import Path
 
-    from tests.conftest import ROOT, supervisorctl
+    from tests.support import ROOT, supervisorctl
 
     directory = Path(settings.prometheus_multiproc_dir)
     directory = directory if directory.is_absolute() else ROOT / directory

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from citycache.keys import cache_key
-from tests.conftest import ROOT, supervisorctl, wait_until
+from tests.support import ROOT, start_program, stop_program, wait_until
 
 COMMANDS = ("load", "upload-image", "invalidate", "check", "status")
 
@@ -90,10 +90,10 @@ def test_status_shows_heartbeats_backlog_and_lag(base_url):
 
 
 def test_status_exits_1_naming_a_stopped_worker(base_url):
-    supervisorctl("stop", "kafka_cleaner")
+    stop_program("kafka_cleaner")
     try:
         result = cli("status", "--json")
         assert result.returncode == 1
         assert json.loads(result.stdout)["workers"]["kafka_cleaner"]["up"] is False
     finally:
-        supervisorctl("start", "kafka_cleaner")
+        start_program("kafka_cleaner")

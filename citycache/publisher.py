@@ -19,9 +19,10 @@ class PublishError(Exception):
 
 
 class Publisher:
-    def __init__(self, settings: Settings, should_stop: Callable[[], bool] = lambda: False,
+    def __init__(self, settings: Settings, *, client_id: str, should_stop: Callable[[], bool] = lambda: False,
                  ack_timeout: float = 10.0) -> None:
         self.settings = settings
+        self.client_id = client_id
         self.should_stop = should_stop
         self.ack_timeout = ack_timeout
         self._producer = None
@@ -32,7 +33,7 @@ class Publisher:
             ensure_topic(self.settings)
             self._topic_ready = True
         if self._producer is None:
-            self._producer = kafka_producer(self.settings)
+            self._producer = kafka_producer(self.settings, client_id=self.client_id)
             log.info("kafka producer ready", extra={"bootstrap": self.settings.kafka_bootstrap_servers})
         return self._producer
 

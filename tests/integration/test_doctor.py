@@ -9,8 +9,8 @@ import json
 import os
 import subprocess
 
-from tests.conftest import ROOT
-from tests.test_schema_command import existing_db, schema  # noqa: F401 (a fixture)
+from tests.support import ROOT
+from tests.integration.test_schema_command import existing_db, schema  # noqa: F401 (a fixture)
 
 
 def doctor(*args: str, **env: str) -> subprocess.CompletedProcess:

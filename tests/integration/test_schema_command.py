@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 DATABASE = "schema_cmd_test"
 # An operator's own city table: the world shape, none of our constraints, rows of its own.

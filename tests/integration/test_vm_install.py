@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, wait_until
+from tests.support import ROOT, wait_until
 
 USER = "nobody"  # exists everywhere and owns nothing: the install must make its own dirs writable
 HTTP_PORT = 16000  # this worktree's spare range

@@ -7,7 +7,7 @@ import sys
 import time
 import uuid
 
-from tests.conftest import ROOT, supervisorctl, wait_until
+from tests.support import ROOT, supervisorctl, wait_until
 
 
 def test_supervisorctl_tail_shows_a_requests_id_in_the_web_log(base_url, http):

@@ -83,10 +83,10 @@ def kafka_consumer(settings: Settings) -> KafkaConsumer:
     )
 
 
-def kafka_admin(settings: Settings, *, timeout_ms: int = 3000, **config) -> KafkaAdminClient:
+def kafka_admin(settings: Settings, *, timeout_ms: int = 3000) -> KafkaAdminClient:
     return KafkaAdminClient(
         bootstrap_servers=_bootstrap(settings), request_timeout_ms=timeout_ms, client_id="city-cache-admin",
-        **RECONNECT_BACKOFF, **config,
+        **RECONNECT_BACKOFF,
     )
 
 

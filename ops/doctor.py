@@ -79,7 +79,7 @@ def check_kafka(settings) -> list[Check]:
 
     servers = settings.kafka_bootstrap_servers
     try:
-        admin = kafka_admin(settings, timeout_ms=3000, bootstrap_timeout_ms=5000)
+        admin = kafka_admin(settings, timeout_ms=3000)
     except Exception as exc:
         return [Check("kafka", False, f"no broker answers at {servers}: {_error(exc)}", "KAFKA_BOOTSTRAP_SERVERS")]
     try:

@@ -36,26 +36,28 @@ def _trigger(name: str) -> Piece:
                  f"DROP TRIGGER IF EXISTS {name} ON city")
 
 
+# db/trigger.sql's version suffix. A new version of the file may add pieces: list them here too
+# (tests/integration/test_schema_command.py fails when install leaves one that uninstall does not remove).
+VERSION = "v1"
+FUNCTION = f"city_invalidate_{VERSION}"
 TRIGGER = Part("trigger.sql", (
     Piece("table city_outbox", "SELECT to_regclass('city_outbox') IS NOT NULL", "DROP TABLE IF EXISTS city_outbox"),
-    Piece("function city_invalidate_v1()", "SELECT to_regprocedure('city_invalidate_v1()') IS NOT NULL",
-          "DROP FUNCTION IF EXISTS city_invalidate_v1()"),
-    _trigger("city_invalidate_insert_v1"),
-    _trigger("city_invalidate_update_v1"),
-    _trigger("city_invalidate_delete_v1"),
-    _trigger("city_invalidate_truncate_v1"),
+    Piece(f"function {FUNCTION}()", f"SELECT to_regprocedure('{FUNCTION}()') IS NOT NULL",
+          f"DROP FUNCTION IF EXISTS {FUNCTION}()"),
+    *(_trigger(f"city_invalidate_{event}_{VERSION}") for event in ("insert", "update", "delete", "truncate")),
 ))
 
 # Triggers on city that notify city_updates but are not ours: trigger.sql replaces them (the seed's
 # row-level trigger, older versions), so install says so.
-OLDER_TRIGGERS = """
+OLDER_TRIGGERS = f"""
     SELECT t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
     WHERE t.tgrelid = 'city'::regclass AND NOT t.tgisinternal
-      AND p.prosrc LIKE '%city_updates%' AND p.proname <> 'city_invalidate_v1' ORDER BY 1"""
+      AND p.prosrc LIKE '%city_updates%' AND p.proname <> '{FUNCTION}' ORDER BY 1"""
 
 
 def parts(settings=None) -> list[Part]:
-    """The parts the settings call for, in install order."""
+    """The parts the settings call for, in install order (a capture mode's publication and replica
+    identity would be one more Part here, chosen by the settings)."""
     return [TRIGGER]
 
 

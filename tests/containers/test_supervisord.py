@@ -1,0 +1,90 @@
+"""supervisord.conf: its programs exist, the image has all they import, they stop in time and log to stdout."""
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import shlex
+import sys
+from modulefinder import ModuleFinder
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from citycache.publisher import Publisher
+from tests.containers.helpers import (ROOT, SUPERVISORD_CONF, command_args, gunicorn_config, image_files, in_image,
+                                      option, programs, services, workdir)
+
+# Programs supervisord.conf must run (DESIGN.md, section 1).
+PROGRAMS = {"web", "pg_listener", "kafka_cleaner"}
+
+
+def code_of(command: list[str]) -> ModuleFinder:
+    """The repository modules a command runs, through their imports; fails if it names nothing runnable."""
+    finder = ModuleFinder(path=[str(ROOT)])  # only the repository: every other import lands in badmodules
+    if command[:2] == ["python", "-m"]:
+        finder.import_hook(command[2])  # raises ImportError if there is no such module
+        main = command[2] + ".__main__" if finder.modules[command[2]].__path__ else command[2]
+        finder.import_hook(main)
+        assert 'if __name__ == "__main__"' in Path(finder.modules[main].__file__).read_text(), f"{main}: not runnable"
+    elif command[:1] == ["gunicorn"]:
+        if config := option(command, "--config", "-c"):
+            finder.run_script(str(ROOT / config))
+        [app] = [arg for arg in command[1:] if ":" in arg and not arg.startswith("-")]
+        module, _, attribute = app.partition(":")
+        finder.import_hook(module)
+        assert attribute.split("(")[0] in finder.modules[module].globalnames, f"{module} defines no {attribute}"
+    else:
+        pytest.fail(f"no rule to check the command {command}")
+    return finder
+
+
+def installed_by(requirements: Path) -> set[str]:
+    """The distributions a requirements file installs on this Python, with everything they require."""
+    lines = (line.split("#")[0].strip() for line in requirements.read_text().splitlines())
+    todo, seen = [Requirement(line).name for line in lines if line and not line.startswith("-")], set()
+    while todo:
+        if (dist := canonicalize_name(todo.pop())) not in seen:
+            seen.add(dist)
+            todo += [r.name for r in map(Requirement, importlib.metadata.requires(dist) or [])
+                     if r.marker is None or r.marker.evaluate({"extra": ""})]
+    return seen
+
+
+def test_supervisord_runs_the_programs_from_its_own_directory():
+    assert set(programs()) == PROGRAMS
+    for name, program in programs().items():
+        assert program.directory == str(SUPERVISORD_CONF.parent), f"{name} must run from %(here)s"
+
+
+# The programs run from supervisord.conf's directory in the image, the seed from the image's WORKDIR.
+@pytest.mark.parametrize("name", sorted(PROGRAMS) + ["seed"])
+def test_the_image_has_the_code_and_packages_each_program_imports(name):
+    if name == "seed":
+        command, cwd = command_args(services()["seed"]), workdir()
+    else:
+        command, cwd = shlex.split(programs()[name].command), in_image(str(SUPERVISORD_CONF.parent))
+    finder = code_of(command)
+    local = sorted(Path(m.__file__).relative_to(ROOT).as_posix() for m in finder.modules.values() if m.__file__)
+    misplaced = {rel: str(image_files().get(rel)) for rel in local if image_files().get(rel) != cwd / rel}
+    assert not misplaced, f"{name} imports these from {cwd}, but the image has them elsewhere (or not): {misplaced}"
+    external = {m.split(".")[0] for m in finder.badmodules} - {m.split(".")[0] for m in finder.modules}
+    providers, available = importlib.metadata.packages_distributions(), installed_by(ROOT / "requirements.txt")
+    missing = {top: providers.get(top) for top in sorted(external - set(sys.stdlib_module_names))
+               if not {canonicalize_name(d) for d in providers.get(top, [])} & available}
+    assert not missing, f"{name} imports these, but requirements.txt does not install their distributions: {missing}"
+
+
+def test_supervisord_waits_longer_than_each_programs_own_graceful_stop():
+    assert programs()["web"].stopwaitsecs > float(gunicorn_config("graceful_timeout"))
+    # The workers stop within a second or two (tests/faults); the longest wait in their loops is a
+    # producer's acknowledgement (a poll is 0.5 s).
+    ack_timeout = inspect.signature(Publisher).parameters["ack_timeout"].default
+    for name in ("pg_listener", "kafka_cleaner"):
+        assert programs()[name].stopwaitsecs > ack_timeout, name
+
+
+def test_every_program_logs_to_stdout_unrotated():
+    for name, p in programs().items():
+        assert (p.stdout_logfile, p.stdout_logfile_maxbytes, p.redirect_stderr) == ("/dev/stdout", 0, True), name

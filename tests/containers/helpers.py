@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import functools
+import io
 import re
 import shlex
 import subprocess
 import sys
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
+from unittest import mock
 
 import pytest
 import yaml
@@ -118,21 +120,22 @@ def image_files() -> dict[str, PurePosixPath]:
     return {path: target for path, target in files.items() if not ignored(path)}
 
 
+def conf_in_image() -> PurePosixPath:
+    assert (conf := image_files().get(SUPERVISORD_CONF.name)), "supervisord.conf is not copied into the image"
+    return conf
+
+
 @functools.cache
-def supervisord() -> ServerOptions:
-    """supervisord.conf as supervisor reads it; its %(here)s is this clone (in_image() maps paths)."""
+def supervisord(here: str | None = None) -> ServerOptions:
+    """supervisord.conf as supervisor reads it from the directory `here` (by default, where the image has it)."""
     options = ServerOptions()
-    options.configfile = str(SUPERVISORD_CONF)
-    options.process_config(do_usage=False)
+    options.configfile = io.StringIO(SUPERVISORD_CONF.read_text())  # a file object: %(here)s stays ours
+    options.here = here or str(conf_in_image().parent)
+    # supervisor checks that the directories it names exist on this machine; they are the image's.
+    with mock.patch("supervisor.options.existing_dirpath", str), mock.patch("supervisor.options.existing_directory", str):
+        options.process_config(do_usage=False)
     return options
 
 
-def programs() -> dict:
-    return {p.name: p for group in supervisord().process_group_configs for p in group.process_configs}
-
-
-def in_image(local: str) -> PurePosixPath:
-    """A path supervisord.conf names (%(here)s read as this clone), where it is in the image."""
-    assert (conf := image_files().get(SUPERVISORD_CONF.name)), "supervisord.conf is not copied into the image"
-    path, clone = PurePosixPath(local), PurePosixPath(SUPERVISORD_CONF.parent)
-    return conf.parent / path.relative_to(clone) if path.is_relative_to(clone) else path
+def programs(here: str | None = None) -> dict:
+    return {p.name: p for group in supervisord(here).process_group_configs for p in group.process_configs}

@@ -6,8 +6,8 @@ import re
 import subprocess
 from pathlib import PurePosixPath
 
-from tests.containers.helpers import (DOCKERFILE, SUPERVISORD_CONF, dockerfile, in_image, instructions,
-                                      last, option, run_commands, supervisord, tool)
+from tests.containers.helpers import (DOCKERFILE, conf_in_image, dockerfile, instructions, last, option, run_commands,
+                                      supervisord, tool)
 
 
 def exec_form(value: str) -> list[str]:
@@ -33,7 +33,7 @@ def test_hadolint_ignores_in_the_dockerfile_give_a_reason():
 
 def test_the_image_runs_supervisord_with_its_conf_as_a_non_root_user():
     argv = exec_form(last("ENTRYPOINT") or "[]") + exec_form(last("CMD") or "[]")
-    assert PurePosixPath(argv[0]).name == "supervisord" and option(argv, "-c") == str(in_image(SUPERVISORD_CONF)), argv
+    assert PurePosixPath(argv[0]).name == "supervisord" and option(argv, "-c") == str(conf_in_image()), argv
     user = (last("USER") or "root").split(":")[0]
     assert user not in ("root", "0"), "the image runs as root"
     assert user in created_users() or user in created_users().values(), f"USER {user} is not created by useradd"
@@ -45,7 +45,7 @@ def test_supervisords_socket_and_pid_directory_is_owned_by_the_image_user():
     user = last("USER").split(":")[0]
     owners = {user, created_users().get(user, user)}
     chowns = [[a for a in argv[1:] if not a.startswith("-")] for argv in run_commands() if argv[:1] == ["chown"]]
-    for directory in {str(in_image(path).parent) for path in [conf.pidfile] + [s["file"] for s in conf.server_configs]}:
+    for directory in {str(PurePosixPath(path).parent) for path in [conf.pidfile] + [s["file"] for s in conf.server_configs]}:
         assert any(argv[:2] == ["mkdir", "-p"] and directory in argv for argv in run_commands()), f"{directory}: no mkdir"
         assert any(args[0].split(":")[0] in owners and directory in args[1:] for args in chowns), \
             f"{directory} is not owned by USER {user}"

@@ -6,15 +6,15 @@ import inspect
 import shlex
 import sys
 from modulefinder import ModuleFinder
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from citycache.publisher import Publisher
-from tests.containers.helpers import (ROOT, SUPERVISORD_CONF, command_args, gunicorn_config, image_files, in_image,
-                                      option, programs, services, workdir)
+from tests.containers.helpers import (ROOT, command_args, conf_in_image, gunicorn_config, image_files, option, programs,
+                                      services, workdir)
 
 # Programs supervisord.conf must run (DESIGN.md, section 1).
 PROGRAMS = {"web", "pg_listener", "kafka_cleaner"}
@@ -52,19 +52,20 @@ def installed_by(requirements: Path) -> set[str]:
     return seen
 
 
-def test_supervisord_runs_the_programs_from_its_own_directory():
+def test_supervisord_runs_the_programs_from_wherever_its_conf_is():
     assert set(programs()) == PROGRAMS
-    for name, program in programs().items():
-        assert program.directory == str(SUPERVISORD_CONF.parent), f"{name} must run from %(here)s"
+    for here in (str(conf_in_image().parent), "/srv/elsewhere"):  # in the image, and on a VM
+        for name, program in programs(here).items():
+            assert program.directory == here, f"{name} must run from %(here)s"
 
 
-# The programs run from supervisord.conf's directory in the image, the seed from the image's WORKDIR.
+# The programs run from their directory in the image, the seed from the image's WORKDIR.
 @pytest.mark.parametrize("name", sorted(PROGRAMS) + ["seed"])
 def test_the_image_has_the_code_and_packages_each_program_imports(name):
     if name == "seed":
         command, cwd = command_args(services()["seed"]), workdir()
     else:
-        command, cwd = shlex.split(programs()[name].command), in_image(str(SUPERVISORD_CONF.parent))
+        command, cwd = shlex.split(programs()[name].command), PurePosixPath(programs()[name].directory)
     finder = code_of(command)
     local = sorted(Path(m.__file__).relative_to(ROOT).as_posix() for m in finder.modules.values() if m.__file__)
     misplaced = {rel: str(image_files().get(rel)) for rel in local if image_files().get(rel) != cwd / rel}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import time
 
 
 class Shutdown:
@@ -40,9 +41,11 @@ class Shutdown:
         except BlockingIOError:
             pass
 
-    def sleep(self, seconds: float) -> None:
-        """Sleep that a signal ends at once."""
-        if not self.requested and seconds > 0:
-            select.select([self._read_fd], [], [], seconds)
+    def sleep(self, seconds: float, *, every: float | None = None, tick=lambda: None) -> None:
+        """Sleep that a signal ends at once; with `every`, in slices of that length with `tick()` between."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            select.select([self._read_fd], [], [], min(left, every or left))
             self.clear_wakeups()
+            tick()
 

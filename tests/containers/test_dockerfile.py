@@ -6,8 +6,10 @@ import re
 import subprocess
 from pathlib import PurePosixPath
 
-from tests.containers.helpers import (DOCKERFILE, conf_in_image, dockerfile, instructions, last, option, run_commands,
-                                      supervisord, tool)
+from dockerfile_parse import DockerfileParser
+
+from tests.containers.helpers import (DOCKERFILE, TOOLS, conf_in_image, instructions, last, option, run_commands,
+                                      supervisord)
 
 
 def exec_form(value: str) -> list[str]:
@@ -20,13 +22,13 @@ def created_users() -> dict[str, str]:
 
 
 def test_hadolint_passes_on_the_dockerfile():
-    result = subprocess.run([str(tool("hadolint")), "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
+    result = subprocess.run([str(TOOLS / "hadolint"), "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_hadolint_ignores_in_the_dockerfile_give_a_reason():
-    for item in (i for i in dockerfile() if i["instruction"] == "COMMENT"):
+    for item in (i for i in DockerfileParser(str(DOCKERFILE)).structure if i["instruction"] == "COMMENT"):
         if match := re.match(r"hadolint\s+ignore=\S+(.*)", item["value"]):
             assert match.group(1).strip(" -:"), f"hadolint ignore without a reason: {item['content'].strip()}"
 
@@ -45,8 +47,9 @@ def test_supervisords_socket_and_pid_directory_is_owned_by_the_image_user():
     user = last("USER").split(":")[0]
     owners = {user, created_users().get(user, user)}
     chowns = [[a for a in argv[1:] if not a.startswith("-")] for argv in run_commands() if argv[:1] == ["chown"]]
-    for directory in {str(PurePosixPath(path).parent) for path in [conf.pidfile] + [s["file"] for s in conf.server_configs]}:
-        assert any(argv[:2] == ["mkdir", "-p"] and directory in argv for argv in run_commands()), f"{directory}: no mkdir"
+    for path in [conf.pidfile] + [server["file"] for server in conf.server_configs]:
+        directory = str(PurePosixPath(path).parent)
+        assert any(argv[:2] == ["mkdir", "-p"] and directory in argv for argv in run_commands()), f"no mkdir {directory}"
         assert any(args[0].split(":")[0] in owners and directory in args[1:] for args in chowns), \
             f"{directory} is not owned by USER {user}"
 

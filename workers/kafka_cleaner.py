@@ -134,7 +134,9 @@ class KafkaCleaner:
 
     def apply_until_done(self, plan: Plan) -> bool:
         """Retry the deletes until Redis acknowledges them; False if asked to stop first."""
-        backoff = Backoff(base=0.2, cap=5.0)
+        # Capped at 1 s: after a Redis Cluster failover the promoted replica serves within seconds,
+        # and a longer pause would only add to the time the cache stays stale.
+        backoff = Backoff(base=0.2, cap=1.0)
         while True:
             try:
                 deleted = apply_plan(self.redis, plan, self.deleter)

@@ -41,6 +41,9 @@ LEFT_TO_DEFAULT = {
     "WEB_THREADS",
     "LOG_LEVEL",
     "PROMETHEUS_MULTIPROC_DIR",  # .run/metrics under the image's WORKDIR, the one writable directory
+    "REDIS_WAIT_TIMEOUT_MS",
+    "KAFKA_BROKERS",  # how many brokers ops/services.sh starts locally; compose runs its own Kafka
+    "KAFKA_GROUP_INSTANCE_ID",  # supervisord.conf sets one per cleaner process
 }
 # Credentials must come from variables (with dev defaults), never literals in the file.
 CREDENTIALS = {"app": ("S3_ACCESS_KEY", "S3_SECRET_KEY"), "minio": ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"),

@@ -1,7 +1,7 @@
 """Beyond one machine: a 3-broker Kafka, a Redis Cluster with replicas, static-member cleaners and a
 fan-out to a second cache, each node killed during a write burst, then the checker on both caches.
 
-The topology (tests/cluster_stack.py, ports 17000-17999) starts once for this module and stops
+The topology (ops/cluster.py, ports 17000-17999) starts once for this module and stops
 after it. Times to consistency go into the run's fault-time table like the single-node faults.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from citycache.consistency import find_mismatches
 from citycache.events import TOPIC
 from citycache.keys import cache_key, lease_key
 from citycache.pipeline import consumer_lag, outbox_backlog
-from tests import cluster_stack as topo
+from ops import cluster as topo
 from tests.burst import WriteBurst
 from tests.conftest import ROOT, wait_until
 

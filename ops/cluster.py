@@ -1,4 +1,7 @@
-"""The multi-node topology the cluster tests run against, on ports 17000-17999 only.
+"""A multi-node topology on one machine, for the cluster tests, the scaling benchmark and dev runs.
+
+    python -m ops.cluster start|stop     # ports 17000-17999; state, logs and pids in .run/cluster/
+    python -m ops.cluster env            # the settings of its processes, as shell exports
 
 3 Kafka brokers (KRaft, RF 3, min ISR 2) on 17100-17105, a Redis Cluster of 3 primaries and 3
 replicas on 17001-17006 (buses 17051-17056), a second plain Redis on 17020 fed by a second consumer
@@ -18,8 +21,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import urllib.error
+import urllib.request
+
 import psycopg2
-import requests
 
 from citycache.settings import Settings, get_settings
 
@@ -104,15 +109,16 @@ class ClusterStack:
             if call.returncode:
                 raise RuntimeError(f"{' '.join(call.args)} failed:\n{out}")
 
-    def start(self) -> None:
+    def start(self, programs=tuple(PROGRAMS)) -> None:
         # In parallel: the brokers are the slow part (a JVM start each, themselves in parallel).
         self.run_services(self.services("start", "kafka"), self.services("start", "redis"),
                           self.services("start", "redis", fanout=True))
         self._database()
-        for name in PROGRAMS:
+        for name in programs:
             self.start_program(name)
-        for port in (HTTP_PORT, FANOUT_HTTP_PORT):
-            _await(lambda port=port: _answers(f"http://127.0.0.1:{port}/health/live"), 60, f"the API on {port}")
+        for name, port in (("web", HTTP_PORT), ("fanout-web", FANOUT_HTTP_PORT)):
+            if name in programs:
+                _await(lambda port=port: _answers(f"http://127.0.0.1:{port}/health/live"), 60, f"the API on {port}")
 
     def stop(self) -> None:
         for name in list(self.procs):
@@ -120,7 +126,8 @@ class ClusterStack:
         self.run_services(self.services("stop", "redis", "kafka"), self.services("stop", "redis", fanout=True))
 
     def _database(self) -> None:
-        admin = psycopg2.connect(get_settings().database_url)
+        url = urlsplit(_database_url())
+        admin = psycopg2.connect(urlunsplit(url._replace(path="/postgres")))
         admin.autocommit = True
         with admin.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
@@ -138,9 +145,10 @@ class ClusterStack:
 
     # --- programs -----------------------------------------------------------------------------
 
-    def start_program(self, name: str) -> subprocess.Popen:
+    def start_program(self, name: str, program: tuple[list[str], dict] | None = None) -> subprocess.Popen:
+        """One of PROGRAMS by name, or another `program` (arguments, extra environment) under `name`."""
         _kill_leftover(name)
-        args, extra = PROGRAMS[name]
+        args, extra = program or PROGRAMS[name]
         log = open(STATE / "logs" / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**self.env, **extra},
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -204,22 +212,23 @@ class ClusterStack:
         return leader
 
 
-def _kill_leftover(name: str) -> None:
-    """A program an interrupted run left behind (its own session, ours by its state dir) goes first."""
+def _kill_leftover(name: str, sig: int = signal.SIGKILL) -> None:
+    """A program an earlier run left behind (its own session, ours by its state dir) goes first."""
     try:
         pid = int((STATE / "pids" / name).read_text())
         with open(f"/proc/{pid}/environ", "rb") as environ:
             ours = f"CITY_STATE_DIR={STATE}".encode() in environ.read().split(b"\0")
         if ours and os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, sig)
     except (OSError, ValueError):
         pass
 
 
 def _answers(url: str) -> bool:
     try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
         return False
 
 
@@ -229,3 +238,25 @@ def _await(condition, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} within {timeout:.0f} s")
         time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    action = (argv if argv is not None else sys.argv[1:] or ["usage"])[0]
+    if action == "env":
+        print("\n".join(f"export {name}='{value}'" for name, value in environment().items()))
+    elif action == "start":
+        ClusterStack().start()
+        print(f"cluster: up; API on http://127.0.0.1:{HTTP_PORT}, second cache's API on :{FANOUT_HTTP_PORT}")
+    elif action == "stop":
+        stack = ClusterStack()
+        for name in PROGRAMS:
+            _kill_leftover(name, signal.SIGTERM)
+        stack.run_services(stack.services("stop", "redis", "kafka"), stack.services("stop", "redis", fanout=True))
+    else:
+        print("usage: python -m ops.cluster start|stop|env", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 
 import psycopg2
 import pytest
@@ -275,40 +274,43 @@ def test_kill_a_redis_primary_during_invalidations(cluster, seeded, fault_times)
 
 # --- cleaners -----------------------------------------------------------------------------------------
 
-def group_members(group: str) -> int:
+def describe(group: str) -> dict:
     admin = KafkaAdminClient(bootstrap_servers=MAIN.kafka_bootstrap_servers.split(","))
     try:
-        description = admin.describe_groups([group])[group]
-        return len(description["members"]) if description["group_state"] == "Stable" else 0
+        return admin.describe_groups([group])[group]
     finally:
         admin.close()
 
 
-def test_a_killed_static_cleaner_restarted_takes_its_partitions_back_without_waiting(cluster, seeded, fault_times):
-    """Static membership: cleaner-1 killed and started again (as supervisord does) is the same member
-    to the group, so it gets its partitions back at once, not after its dead predecessor's session
-    (10 s) ran out, as a new member would."""
+def group_members(group: str) -> int:
+    """Members of the group once it is stable (0 while it rebalances)."""
+    description = describe(group)
+    return len(description["members"]) if description["group_state"] == "Stable" else 0
+
+
+def instance_ids(group: str) -> set:
+    description = describe(group)
+    if description["group_state"] != "Stable":
+        return set()
+    return {member["group_instance_id"] for member in description["members"]}
+
+
+def test_a_killed_static_cleaner_restarted_rejoins_as_the_same_member(cluster, seeded, fault_times):
+    """Static membership: a cleaner killed and started again (as supervisord does) rejoins under its
+    group.instance.id, which the broker holds for it, and the caches are consistent after it.
+
+    (What this does and does not save, measured: docs/multi-node.md. The broker still rebalances
+    when the restarted member is the group's leader: kafka-python does not act on KIP-814.)"""
     wait_until(lambda: group_members("kafka_cleaner") == 2, timeout=30, message="both cleaners in the group")
-    log_from = cluster.log_size("cleaner-1")
-    killed = {}
 
     def kill_and_restart():
         cluster.kill_program("cleaner-1")
-        killed["at"] = time.time()
         cluster.start_program("cleaner-1")
 
     at = burst_with_fault(kill_and_restart)
     assert_consistent("kill -9 one of two static cleaners, restarted at once", at, fault_times)
-    assigned = [line for line in cluster.log_lines("cleaner-1", log_from)
-                if line.get("msg") == "partitions assigned" and line["partitions"]]
-    assert assigned, "the restarted cleaner got no partitions"
-    after = epoch(assigned[0]["ts"]) - killed["at"]
-    fault_times["cluster: static cleaner, kill -9 to partitions assigned"] = round(after, 2)
-    assert after < topo.RESTARTED_SESSION_MS / 1000, f"partitions back only {after:.1f} s after the kill"
-
-
-def epoch(ts: str) -> float:
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    wait_until(lambda: instance_ids("kafka_cleaner") == {"cleaner-1", "cleaner-2"}, timeout=30,
+               message="the group's members to be the two static cleaners")
 
 
 def test_two_cleaners_one_killed_and_gone(cluster, seeded, fault_times):

@@ -28,7 +28,7 @@ from citycache.keys import cache_key, lease_key
 from citycache.pipeline import consumer_lag, outbox_backlog
 from ops import cluster as topo
 from tests.burst import WriteBurst
-from tests.conftest import ROOT, wait_until
+from tests.support import ROOT, wait_until
 
 pytestmark = pytest.mark.slow
 CODES = ["QQA", "QQB", "QQC", "QQF"]  # one on each of the 3 partitions (see test_faults.py)

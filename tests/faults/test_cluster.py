@@ -25,7 +25,7 @@ from citycache.clients import pg_connect, redis_client
 from citycache.consistency import find_mismatches
 from citycache.events import TOPIC
 from citycache.keys import cache_key, lease_key
-from citycache.pipeline import consumer_lag, outbox_backlog
+from citycache.pipeline import KafkaAdmin, consumer_lag, outbox_backlog
 from ops import cluster as topo
 from tests.burst import WriteBurst
 from tests.support import ROOT, wait_until
@@ -34,6 +34,11 @@ pytestmark = pytest.mark.slow
 CODES = ["QQA", "QQB", "QQC", "QQF"]  # one on each of the 3 partitions (see test_faults.py)
 MAIN, FANOUT = topo.settings(), topo.settings(**topo.FANOUT)
 API, FANOUT_API = f"http://127.0.0.1:{topo.HTTP_PORT}", f"http://127.0.0.1:{topo.FANOUT_HTTP_PORT}"
+ADMIN = KafkaAdmin(MAIN)  # both groups live on the same brokers; reconnects after a failure
+
+
+def lag(settings) -> int:
+    return sum(consumer_lag(ADMIN, settings.kafka_consumer_group).values())
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +84,7 @@ def quiet() -> bool:
             backlog = outbox_backlog(conn)
         finally:
             conn.close()
-        return backlog == 0 and sum(consumer_lag(MAIN).values()) == 0 and sum(consumer_lag(FANOUT).values()) == 0
+        return backlog == 0 and lag(MAIN) == 0 and lag(FANOUT) == 0
     except Exception:  # a node still coming back: not quiet yet
         return False
 
@@ -245,7 +250,7 @@ def test_a_delete_is_not_committed_until_a_replica_holds_it(cluster, seeded, db)
         # Observed for a second and a half: the DEL is done, yet the group still has it to do.
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
-            assert sum(consumer_lag(MAIN).values()) > 0, "offset committed before any replica had the DEL"
+            assert lag(MAIN) > 0, "offset committed before any replica had the DEL"
             time.sleep(0.1)
     finally:
         os.kill(replica_pid, signal.SIGCONT)

@@ -111,17 +111,36 @@ def check_kafka(settings) -> list[Check]:
 
 
 def check_redis(settings) -> list[Check]:
+    import redis
+
     from citycache.clients import redis_client
 
     url = urlsplit(settings.redis_url)
     where = f"{url.hostname}:{url.port or 6379}{url.path}"
-    client = redis_client(settings)
+    node = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)  # the node named
     try:
         try:
-            version = client.info("server")["redis_version"]
+            info = node.info()
         except Exception as exc:
             return [Check("redis", False, f"cannot reach {where}: {_error(exc)}", "REDIS_URL (host, port, password, db)")]
-        checks = [Check("redis", True, f"connected to {where} (Redis {version})")]
+        replicas = info.get("connected_slaves", 0)
+        checks = [Check("redis", True, f"connected to {where} (Redis {info['redis_version']}, {info['role']}, "
+                                       f"{replicas} replica(s))")]
+        cluster = info.get("cluster_enabled") == 1
+        if cluster != settings.redis_cluster:
+            checks.append(Check("redis.cluster", False, f"{where} is {'a cluster node' if cluster else 'standalone'}, "
+                                f"REDIS_CLUSTER={str(settings.redis_cluster).lower()}",
+                                f"REDIS_CLUSTER={str(cluster).lower()}, or a REDIS_URL of the other kind"))
+            return checks
+        if cluster:
+            state = node.execute_command("CLUSTER INFO")
+            state = state.decode() if isinstance(state, bytes) else str(state)
+            healthy = "cluster_state:ok" in state
+            checks.append(Check("redis.cluster", healthy, "cluster_state ok" if healthy else "cluster_state fail",
+                                "every hash slot needs a reachable primary: redis-cli --cluster check"))
+        else:
+            checks.append(Check("redis.cluster", True, "standalone, as REDIS_CLUSTER=false says"))
+        client = redis_client(settings)
         probe = f"city-cache:doctor:{uuid.uuid4().hex}"
         try:
             client.set(probe, b"1", ex=10)
@@ -131,13 +150,11 @@ def check_redis(settings) -> list[Check]:
             checks.append(Check("redis.writes", False, f"a write was refused: {_error(exc)}",
                                 "REDIS_URL must name the primary (a replica is read-only; min-replicas-to-write "
                                 "refuses writes while replicas are missing)"))
-        cluster = client.info("cluster").get("cluster_enabled") == 1
-        checks.append(Check("redis.cluster", not cluster, "cluster mode on" if cluster else "standalone (no cluster mode)",
-                            "REDIS_URL must name a standalone Redis or a primary with replicas: the app does not "
-                            "speak Redis Cluster"))
+        finally:
+            client.close()
         return checks
     finally:
-        client.close()
+        node.close()
 
 
 def check_s3(settings) -> list[Check]:

@@ -84,3 +84,8 @@ def test_postgres_unreachable_and_a_bad_setting_are_named(base_url):
     assert line.split()[1] == "postgres" and "DATABASE_URL" in line, line
     result = doctor(HTTP_PORT="eighty")
     assert result.returncode == 1 and "HTTP_PORT" in failures(result)[0], result.stdout
+
+
+def test_redis_cluster_setting_that_disagrees_with_the_server_is_named(base_url):
+    (line,) = failures(doctor(REDIS_CLUSTER="true"))  # the stack's Redis is standalone
+    assert line.split()[1] == "redis.cluster" and "REDIS_CLUSTER=false" in line, line

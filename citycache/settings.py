@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, gt=0, lt=65536)
     web_workers: int = Field(default=2, gt=0)
     web_threads: int = Field(default=8, gt=0)
+    # pg_listener reads the outbox at least this often without a NOTIFY: a safety net only, since
+    # writers notify whenever it may be asleep (db/trigger.sql, citycache/wakeup.py).
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     # prometheus_client's own variable: where every process writes its samples (citycache/metrics.py).
     prometheus_multiproc_dir: str = Field(default=".run/metrics", min_length=1)

@@ -1,18 +1,24 @@
 """Postgres -> Kafka: LISTEN city_updates, drain the outbox, publish invalidations with acks=all.
 
 NOTIFY is only the wake-up; the outbox rows written by db/trigger.sql are the source of truth. The
-outbox is drained on every wake-up, at start and every POLL_SECONDS, so a notification missed while
-this worker or its connection was down loses nothing. Rows are deleted only after Kafka acknowledged.
+outbox is drained on every wake-up, at start and every OUTBOX_POLL_SECONDS, so a notification missed
+while this worker or its connection was down loses nothing. Rows are deleted only after Kafka acknowledged.
+
+Writers notify only while this worker may be asleep (citycache/wakeup.py): awake, it keeps draining
+until a drain comes back empty, then does the handshake (flag, wait out in-flight writers, drain once
+more) before it sleeps. Any number of listeners can share one database: each takes rows no other holds
+(SKIP LOCKED), and none sleeps while rows are left that another one holds, in case that one dies.
 """
 from __future__ import annotations
 
 import logging
+import os
 import select
 import time
 
 import psycopg2
 
-from citycache import outbox
+from citycache import outbox, wakeup
 from citycache.clients import pg_connect, redis_client
 from citycache.events import CHANNEL, BadEvent, parse_code
 from citycache.heartbeat import Heartbeat
@@ -24,10 +30,12 @@ from workers.publisher import PublishError, Publisher
 
 log = logging.getLogger("pg_listener")
 
-# The outbox is read at least this often even without a NOTIFY: it bounds how late a row can be that
-# a dead listener's transaction still held locked when its successor first drained.
-POLL_SECONDS = 1.0
 BATCH_SIZE = 500
+# Rows another listener holds in a drain it has not committed: look again this soon, it may have died.
+HELD_RETRY_SECONDS = 0.02
+# How often a settling listener checks whether the writers it waits for have ended (doubling).
+SETTLE_CHECK_SECONDS = (0.0005, 0.05)
+AWAKE, SETTLING, ASLEEP = "awake", "settling", "asleep"
 
 
 class PgListener:
@@ -45,7 +53,7 @@ class PgListener:
             self.heartbeat.beat()
             conn = None
             try:
-                conn = pg_connect(self.settings, autocommit=True, application_name="pg_listener")
+                conn = pg_connect(self.settings, autocommit=True, application_name=f"pg_listener {os.getpid()}")
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANNEL}")
                 log.info("listening", extra={"channel": CHANNEL})
@@ -64,31 +72,53 @@ class PgListener:
         log.info("stopped")
 
     def serve(self, conn) -> None:
-        """Inner loop: wait for a notification, the periodic timer or a signal; drain the outbox."""
-        claim_sql = outbox.claim_sql(conn)
-        drain_at = time.monotonic()  # drain at start: rows may have been written while nobody listened
-        while not self.shutdown.requested:
-            self.heartbeat.beat()
-            if time.monotonic() >= drain_at:
-                if self.drain(conn, claim_sql):
-                    self.kafka_backoff.reset()
-                    drain_at = time.monotonic() + POLL_SECONDS
-                else:
-                    drain_at = time.monotonic() + self.kafka_backoff.next()
-            wait = max(0.0, drain_at - time.monotonic())
-            # A notification can arrive with the replies to the drain's own queries: psycopg2 has
-            # then already moved it into conn.notifies and the socket stays quiet, so don't wait.
-            if conn.notifies:
-                wait = 0.0
-            ready, _, _ = select.select([conn, self.shutdown], [], [], wait)
-            if self.shutdown in ready:
-                self.shutdown.clear_wakeups()
-            if conn in ready:
-                conn.poll()
-            while conn.notifies:
-                self.check_payload(conn.notifies.pop(0).payload)
-                if self.kafka_backoff.attempt == 0:  # while Kafka is failing, keep to the backoff
-                    drain_at = 0.0
+        """Inner loop: drain on a notification, the periodic timer or the handshake; sleep in select()."""
+        take_plain, take_waking = outbox.take_sql(conn)
+        # Awake at start: drain, then do the handshake, whatever the flag says (a listener may have died
+        # between clearing it and setting it again).
+        state, xids, woken = AWAKE, [], False
+        drain_at, check_at, settle_wait = time.monotonic(), 0.0, SETTLE_CHECK_SECONDS[0]
+        with conn.cursor() as cur:
+            while not self.shutdown.requested:
+                self.heartbeat.beat()
+                now = time.monotonic()
+                if state == SETTLING and xids and now >= check_at:
+                    xids = wakeup.still_in_flight(cur, xids)
+                    settle_wait = min(settle_wait * 2, SETTLE_CHECK_SECONDS[1])
+                    check_at = now + settle_wait
+                if woken or now >= drain_at or (state == SETTLING and not xids):
+                    waking = woken and state == ASLEEP
+                    empty = self.drain(cur, take_waking if waking else take_plain, take_plain)
+                    woken, now = False, time.monotonic()
+                    if waking:
+                        state = AWAKE
+                    if empty is None:  # Kafka failed: rows kept, retry after the backoff, then settle anew
+                        drain_at = now + self.kafka_backoff.next()
+                        state = AWAKE if state == SETTLING else state
+                    else:
+                        self.kafka_backoff.reset()
+                        drain_at = now + (self.settings.outbox_poll_seconds if empty else HELD_RETRY_SECONDS)
+                        if state == AWAKE and empty:
+                            xids, state = wakeup.fall_asleep(cur), SETTLING
+                            settle_wait = SETTLE_CHECK_SECONDS[0]
+                            check_at = time.monotonic() + settle_wait
+                            continue  # no xids in flight: the last drain is due at once
+                        if state == SETTLING and not xids:  # that was the drain after the wait
+                            state = ASLEEP
+                wait = max(0.0, min(drain_at, check_at if state == SETTLING else drain_at) - time.monotonic())
+                # A notification can arrive with the replies to the drain's own queries: psycopg2 has
+                # then already moved it into conn.notifies and the socket stays quiet, so don't wait.
+                if conn.notifies:
+                    wait = 0.0
+                ready, _, _ = select.select([conn, self.shutdown], [], [], wait)
+                if self.shutdown in ready:
+                    self.shutdown.clear_wakeups()
+                if conn in ready:
+                    conn.poll()
+                while conn.notifies:
+                    self.check_payload(conn.notifies.pop(0).payload)
+                    if self.kafka_backoff.attempt == 0:  # while Kafka is failing, keep to the backoff
+                        woken = True
 
     @staticmethod
     def check_payload(payload: str) -> None:
@@ -99,40 +129,40 @@ class PgListener:
             # Still a wake-up: the outbox, not the payload, says what to invalidate.
             log.warning("bad notify payload skipped", extra={"payload": payload[:64], "error": str(exc)})
 
-    def drain(self, conn, claim_sql: str) -> bool:
-        """Publish and delete outbox batches until it is empty. False when Kafka failed (rows kept)."""
+    def drain(self, cur, first_sql: str, sql: str) -> bool | None:
+        """Publish and delete outbox batches until one comes back empty, one commit per batch.
+
+        True: the outbox is empty. False: rows are left that another listener holds. None: Kafka failed
+        and the batch was rolled back (kept for the retry)."""
+        take = first_sql
         while True:
-            with conn.cursor() as cur:
-                cur.execute("BEGIN")
-                try:
-                    rows = outbox.claim(cur, claim_sql, BATCH_SIZE)
-                    if rows:
-                        batch, bad = outbox.to_events(rows)
-                        for code in bad:
-                            log.warning("bad outbox code skipped", extra={"code": code[:64]})
-                        BAD_EVENTS.labels("outbox").inc(len(bad))
-                        if batch:
-                            self.publisher.publish(batch)
-                            PUBLISHED.inc(len(batch))
-                        outbox.delete(cur, [row[0] for row in rows])
-                    cur.execute("COMMIT")
-                except PublishError as exc:
-                    cur.execute("ROLLBACK")
-                    log.warning("kafka unavailable, outbox kept for retry",
-                                extra={"error": str(exc), "rows": len(rows)})
-                    return False
-                except BaseException:
-                    if not conn.closed:
-                        try:
-                            cur.execute("ROLLBACK")
-                        except psycopg2.Error:
-                            pass
-                    raise
-            if rows:
-                log.info("published", extra={"rows": len(rows), "codes": [e.code for e in batch][:20],
-                                             "events": len(batch)})
-            if len(rows) < BATCH_SIZE:
-                return True
+            try:
+                rows = outbox.take(cur, take, BATCH_SIZE)
+                take = sql
+                batch, bad = outbox.to_events(rows)
+                for code in bad:
+                    log.warning("bad outbox code skipped", extra={"code": code[:64]})
+                BAD_EVENTS.labels("outbox").inc(len(bad))
+                if batch:
+                    self.publisher.publish(batch)
+                    PUBLISHED.inc(len(batch))
+                cur.execute("COMMIT")
+            except PublishError as exc:
+                cur.execute("ROLLBACK")
+                log.warning("kafka unavailable, outbox kept for retry",
+                            extra={"error": str(exc), "rows": len(rows)})
+                return None
+            except BaseException:
+                if not cur.connection.closed:
+                    try:
+                        cur.execute("ROLLBACK")
+                    except psycopg2.Error:
+                        pass
+                raise
+            if not rows:
+                return not outbox.pending(cur)
+            log.info("published", extra={"rows": len(rows), "codes": [e.code for e in batch][:20],
+                                         "events": len(batch)})
 
 
 def main() -> None:

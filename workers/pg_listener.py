@@ -92,6 +92,7 @@ class PgListener:
                     woken, now = False, time.monotonic()
                     if waking:
                         state = AWAKE
+                        log.debug("awake")
                     if empty is None:  # Kafka failed: rows kept, retry after the backoff, then settle anew
                         drain_at = now + self.kafka_backoff.next()
                         state = AWAKE if state == SETTLING else state
@@ -100,11 +101,13 @@ class PgListener:
                         drain_at = now + (self.settings.outbox_poll_seconds if empty else HELD_RETRY_SECONDS)
                         if state == AWAKE and empty:
                             xids, state = wakeup.fall_asleep(cur), SETTLING
+                            log.debug("settling", extra={"in_flight": len(xids)})
                             settle_wait = SETTLE_CHECK_SECONDS[0]
                             check_at = time.monotonic() + settle_wait
                             continue  # no xids in flight: the last drain is due at once
                         if state == SETTLING and not xids:  # that was the drain after the wait
                             state = ASLEEP
+                            log.debug("asleep")
                 wait = max(0.0, min(drain_at, check_at if state == SETTLING else drain_at) - time.monotonic())
                 # A notification can arrive with the replies to the drain's own queries: psycopg2 has
                 # then already moved it into conn.notifies and the socket stays quiet, so don't wait.

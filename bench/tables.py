@@ -11,16 +11,17 @@ CREATE OR REPLACE FUNCTION bench_seed_notify() RETURNS trigger LANGUAGE plpgsql 
 BEGIN PERFORM pg_notify('city_updates', NEW.countrycode); RETURN NEW; END $$;
 CREATE TRIGGER bench_seed_notify AFTER UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION bench_seed_notify();
 """
-# Ours, exactly as db/trigger.sql attaches city_invalidate_v1 to city (writes city_outbox, NOTIFY).
+# Ours in notify mode, exactly as db/trigger.sql attaches city_invalidate_v2 to city (writes city_outbox,
+# NOTIFY only while pg_listener may be asleep; the stack's pg_listener drains it).
 STATEMENT_TRIGGERS = """
 CREATE TRIGGER bench_invalidate_insert AFTER INSERT ON {table}
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v1();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
 CREATE TRIGGER bench_invalidate_update AFTER UPDATE ON {table}
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v1();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
 CREATE TRIGGER bench_invalidate_delete AFTER DELETE ON {table}
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v1();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
 """
-VARIANTS = {"none": "", "statement": STATEMENT_TRIGGERS, "seed_row": SEED_ROW_TRIGGER}
+VARIANTS = {"none": "", "notify": STATEMENT_TRIGGERS, "seed_row": SEED_ROW_TRIGGER}
 
 
 def table_name(prefix: str, variant: str) -> str:

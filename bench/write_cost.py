@@ -25,7 +25,7 @@ def pgbench(script: Path, seconds: float, async_commit: bool = False) -> float:
 
 
 def bench(sizes: Sizes) -> Figure:
-    tps = {"none": [], "statement": [], "seed_row": [], "none_async": [], "statement_async": []}
+    tps = {"none": [], "notify": [], "seed_row": [], "none_async": [], "notify_async": []}
     with city_copies("bench_write", ROWS) as tables, tempfile.TemporaryDirectory() as tmp:
         scripts = {}
         for variant, table in tables.items():
@@ -34,21 +34,21 @@ def bench(sizes: Sizes) -> Figure:
                                         f"UPDATE {table} SET population = population + 1 WHERE id = :id;\n")
         pgbench(scripts["none"], 1)  # warm-up
         for _ in range(sizes.write_rounds):
-            for variant in ("none", "statement", "seed_row"):
+            for variant in ("none", "notify", "seed_row"):
                 tps[variant].append(pgbench(scripts[variant], sizes.write_seconds))
-            for variant in ("none", "statement"):
+            for variant in ("none", "notify"):
                 tps[f"{variant}_async"].append(
                     pgbench(scripts[variant], sizes.write_seconds, async_commit=True))
     m = {variant: median(values) for variant, values in tps.items()}
-    ratio = m["statement"] / m["none"]
+    ratio = m["notify"] / m["none"]
     return Figure(
         6, "single-row UPDATE tps, triggers vs none (8 clients)", round(ratio, 3), "x no trigger",
         f"report (seed's row trigger: ~{SEED_RATIO_HERE})", None,
         details={"clients": CLIENTS, "seconds": sizes.write_seconds, "rounds": sizes.write_rounds,
                  "median_tps": {k: round(v, 1) for k, v in m.items()},
                  "seed_row_ratio": round(m["seed_row"] / m["none"], 3),
-                 "async_commit_ratio": round(m["statement_async"] / m["none_async"], 3),
+                 "async_commit_ratio": round(m["notify_async"] / m["none_async"], 3),
                  "fsync_bound": round(m["none_async"] / m["none"], 2), "runs_tps": tps},
-        note=(f"none {m['none']:.0f}, ours {m['statement']:.0f}, seed row {m['seed_row']:.0f} tps "
+        note=(f"none {m['none']:.0f}, ours {m['notify']:.0f}, seed row {m['seed_row']:.0f} tps "
               f"({m['seed_row'] / m['none']:.2f}x); with synchronous_commit=off: none {m['none_async']:.0f}, "
-              f"ours {m['statement_async']:.0f} ({m['statement_async'] / m['none_async']:.2f}x)"))
+              f"ours {m['notify_async']:.0f} ({m['notify_async'] / m['none_async']:.2f}x)"))

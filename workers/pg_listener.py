@@ -18,7 +18,7 @@ import time
 
 import psycopg2
 
-from citycache import outbox, wakeup
+from citycache import outbox, replication, wakeup
 from citycache.clients import pg_connect, redis_client
 from citycache.events import CHANNEL, BadEvent, parse_code
 from citycache.heartbeat import Heartbeat
@@ -26,6 +26,7 @@ from citycache.logs import configure_logging
 from citycache.metrics import BAD_EVENTS, PUBLISHED
 from citycache.settings import Settings, get_settings
 from citycache.shutdown import Backoff, Shutdown
+from workers.logical_capture import LogicalCapture
 from workers.publisher import PublishError, Publisher
 
 log = logging.getLogger("pg_listener")
@@ -47,6 +48,18 @@ class PgListener:
         self.heartbeat = Heartbeat(redis_client(settings, timeout=1.0), "pg_listener")
 
     def run(self) -> None:
+        """Capture in the configured mode until asked to stop."""
+        try:
+            if self.settings.capture_mode == "logical":
+                LogicalCapture(self).run()
+            else:
+                self.listen()
+        finally:
+            self.publisher.close()
+            self.heartbeat.stop()
+        log.info("stopped")
+
+    def listen(self) -> None:
         """Outer loop: (re)connect and LISTEN, serve until asked to stop; back off while Postgres is away."""
         pg_backoff = Backoff(base=0.2, cap=10.0)
         while not self.shutdown.requested:
@@ -56,6 +69,9 @@ class PgListener:
                 conn = pg_connect(self.settings, autocommit=True, application_name=f"pg_listener {os.getpid()}")
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANNEL}")
+                if replication.prepare_notify(conn, self.settings.replication_slot):
+                    log.warning("logical mode's slot dropped; everything invalidated once",
+                                extra={"slot": self.settings.replication_slot})
                 log.info("listening", extra={"channel": CHANNEL})
                 pg_backoff.reset()
                 self.serve(conn)
@@ -67,9 +83,6 @@ class PgListener:
             finally:
                 if conn is not None:
                     conn.close()
-        self.publisher.close()
-        self.heartbeat.stop()
-        log.info("stopped")
 
     def serve(self, conn) -> None:
         """Inner loop: drain on a notification, the periodic timer or the handshake; sleep in select()."""
@@ -171,6 +184,7 @@ class PgListener:
 def main() -> None:
     settings = get_settings()
     configure_logging("pg_listener", settings.log_level)
+    log.info("capture mode", extra={"mode": settings.capture_mode})
     shutdown = Shutdown().install()
     PgListener(settings, shutdown, Publisher(settings, should_stop=lambda: shutdown.requested)).run()
 

@@ -63,6 +63,7 @@ class Decoder:
         self.table, self.code_column = table, code_column
         self.relations: dict[int, Relation] = {}
         self.current = Transaction()
+        self.in_transaction = False  # between a Begin and its Commit
 
     def feed(self, data: bytes) -> Transaction | None:
         reader = Reader(data)
@@ -70,6 +71,7 @@ class Decoder:
         if kind == b"B":
             _final_lsn, timestamp, _xid = reader.take("!qqi")
             self.current = Transaction(committed_at=PG_EPOCH + timestamp / 1_000_000)
+            self.in_transaction = True
         elif kind == b"R":
             relid = reader.take("!I")
             _namespace, name, _identity = reader.string(), reader.string(), reader.take("!c")
@@ -93,7 +95,7 @@ class Decoder:
                 self.current.codes.append(ALL_CODES)
         elif kind == b"C":
             _flags, _commit_lsn, end_lsn, _timestamp = reader.take("!bqqq")
-            done, self.current = self.current, Transaction()
+            done, self.current, self.in_transaction = self.current, Transaction(), False
             done.end_lsn = end_lsn
             return done
         return None

@@ -8,11 +8,14 @@ queues one "invalidate everything" (what the slot still held is not known) and d
 """
 from __future__ import annotations
 
+import time
+
 PUBLICATION = "city_invalidation"
 KEY_INDEX = "city_id_countrycode_key"
 TRIGGERS = ("city_invalidate_insert_v2", "city_invalidate_update_v2", "city_invalidate_delete_v2",
             "city_invalidate_truncate_v2")
 HEARTBEAT_PREFIX = "city-cache heartbeat"
+SLOT_RELEASE_SECONDS = 5.0
 
 
 class NotLogical(SystemExit):
@@ -50,10 +53,18 @@ def prepare_notify(conn, slot: str) -> bool:
     """The triggers on; a slot left by logical mode replaced by one invalidate-everything. True if it was."""
     with conn.cursor() as cur:
         _set_triggers(cur, "ENABLE")
-        cur.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,))
-        row = cur.fetchone()
-        if row is None or row[0] is not None:  # none, or a logical pg_listener still uses it
-            return False
+        # A logical pg_listener that just stopped may hold the slot a moment longer: give it that.
+        deadline = time.monotonic() + SLOT_RELEASE_SECONDS
+        while True:
+            cur.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            row = cur.fetchone()
+            if row is None:
+                return False
+            if row[0] is None:
+                break
+            if time.monotonic() > deadline:  # a logical pg_listener still runs: leave its slot alone
+                return False
+            time.sleep(0.05)
         cur.execute("INSERT INTO city_outbox (code) VALUES ('*')")
         cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
     return True

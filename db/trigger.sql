@@ -93,14 +93,23 @@ EXCEPTION WHEN dependent_objects_still_exist THEN
 END;
 $$;
 
-CREATE OR REPLACE TRIGGER city_invalidate_insert_v2 AFTER INSERT ON city
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
-CREATE OR REPLACE TRIGGER city_invalidate_update_v2 AFTER UPDATE ON city
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
-CREATE OR REPLACE TRIGGER city_invalidate_delete_v2 AFTER DELETE ON city
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
-CREATE OR REPLACE TRIGGER city_invalidate_truncate_v2 AFTER TRUNCATE ON city
-    FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
+-- Created only when missing, never replaced: CAPTURE_MODE=logical disables them (citycache/replication.py),
+-- and applying this file again (ops.seed --reload does) must leave them disabled.
+DO $$
+DECLARE
+    wanted text[][] := ARRAY[
+        ['city_invalidate_insert_v2', 'INSERT', 'REFERENCING NEW TABLE AS new_rows'],
+        ['city_invalidate_update_v2', 'UPDATE', 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'],
+        ['city_invalidate_delete_v2', 'DELETE', 'REFERENCING OLD TABLE AS old_rows'],
+        ['city_invalidate_truncate_v2', 'TRUNCATE', '']];
+BEGIN
+    FOR i IN 1 .. array_length(wanted, 1) LOOP
+        IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'city'::regclass AND tgname = wanted[i][1]) THEN
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON city %s FOR EACH STATEMENT'
+                           ' EXECUTE FUNCTION city_invalidate_v2()', wanted[i][1], wanted[i][2], wanted[i][3]);
+        END IF;
+    END LOOP;
+END;
+$$;
 
 COMMIT;

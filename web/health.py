@@ -3,6 +3,7 @@
 /health is 200 when Postgres, Redis, Kafka and S3 answer and both workers beat; 503 otherwise, with
 the failing parts named in `failing`. Outbox backlog and consumer lag are reported (null when they
 cannot be read) but do not fail readiness: a backlog drains, and the API still serves correct data.
+So is logical mode's replication slot (`replication_slot`: retained WAL, `warning` past the threshold).
 """
 from __future__ import annotations
 
@@ -85,6 +86,7 @@ def health():
     workers = _pool.submit(_workers, r)
     backlog = _pool.submit(_quietly, lambda: r.query(pipeline.outbox_backlog))
     lag = _pool.submit(_quietly, lambda: sum(pipeline.consumer_lag(r.settings, timeout_ms=2000).values()))
+    slot = _pool.submit(_quietly, lambda: r.query(lambda conn: pipeline.replication_slot(conn, r.settings)))
     checks = {}
     for name, future in futures.items():
         try:
@@ -95,7 +97,8 @@ def health():
     failing = [name for name, c in checks.items() if c["status"] != "up"]
     failing += [name for name, w in worker_states.items() if w["status"] != "up"]
     response = jsonify(status="down" if failing else "up", failing=failing, checks=checks, workers=worker_states,
-                       outbox_backlog=_result(backlog, None), consumer_lag=_result(lag, None))
+                       outbox_backlog=_result(backlog, None), consumer_lag=_result(lag, None),
+                       replication_slot=_result(slot, None))
     response.status_code = 503 if failing else 200
     return response
 

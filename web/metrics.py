@@ -28,6 +28,18 @@ class PipelineCollector:
                              lambda: r.query(pipeline.outbox_backlog))
         yield from self._one("citycache_consumer_lag", "Messages the cleaners' group has not committed",
                              lambda: sum(pipeline.consumer_lag(r.settings, timeout_ms=2000).values()))
+        slot = GaugeMetricFamily("citycache_replication_slot_retained_wal_bytes",
+                                 "WAL logical mode's slot retains (absent: no slot, notify mode)", labels=["slot"])
+        try:
+            state = r.query(lambda conn: pipeline.replication_slot(conn, r.settings))
+            if state is not None:
+                slot.add_metric([state["slot"]], state["retained_wal_bytes"])
+        except Exception as exc:  # Postgres down: the family stays empty
+            log.info("replication slot not read for metrics", extra={"error": str(exc)})
+        yield slot
+        yield GaugeMetricFamily("citycache_replication_slot_warning_bytes",
+                                "Retained WAL past which /health warns (SLOT_WAL_WARNING_BYTES)",
+                                value=r.settings.slot_wal_warning_bytes)
         ages = GaugeMetricFamily("citycache_worker_heartbeat_age_seconds",
                                  "Seconds since each worker's last heartbeat (absent: no heartbeat)",
                                  labels=["worker"])

@@ -105,11 +105,15 @@ class LogicalCapture:
                     pending.append(done)
                 if len(pending) < BATCH_TRANSACTIONS:
                     continue  # more may be waiting: read them before publishing
-            if pending:
+            if pending and not decoder.in_transaction:  # confirm only at a transaction boundary
                 if not self.publish(pending):
                     shutdown.sleep(self.listener.kafka_backoff.next())
                     return  # reconnect: Postgres sends again everything not confirmed
-                cur.send_feedback(write_lsn=pending[-1].end_lsn, flush_lsn=pending[-1].end_lsn)
+                # Sent now (force), not at psycopg2's next status interval: the slot moves at once.
+                # Only ever a commit's end: psycopg2 moves the position on to the server's keepalive
+                # WAL end by itself once the client confirmed the last message it read, which is safe
+                # at a transaction boundary (see the README's logical-mode notes).
+                cur.send_feedback(write_lsn=pending[-1].end_lsn, flush_lsn=pending[-1].end_lsn, force=True)
                 pending, confirmed_at = [], time.monotonic()
                 continue
             if now - confirmed_at >= STATUS_SECONDS:

@@ -1,4 +1,5 @@
-"""Copies of the city table for trigger comparisons: none, ours (statement-level), the seed's (row)."""
+"""Copies of the city table for write-cost comparisons: none, notify mode's triggers, the seed's row
+trigger, and one for logical mode (no trigger: its changes are read from the WAL)."""
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +22,8 @@ CREATE TRIGGER bench_invalidate_update AFTER UPDATE ON {table}
 CREATE TRIGGER bench_invalidate_delete AFTER DELETE ON {table}
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
 """
-VARIANTS = {"none": "", "notify": STATEMENT_TRIGGERS, "seed_row": SEED_ROW_TRIGGER}
+# logical: no trigger; bench.modes publishes the table to a logical pg_listener while it is measured.
+VARIANTS = {"none": "", "notify": STATEMENT_TRIGGERS, "seed_row": SEED_ROW_TRIGGER, "logical": ""}
 
 
 def table_name(prefix: str, variant: str) -> str:

@@ -9,7 +9,7 @@ CITY = 16400
 
 
 def relation(relid=CITY, name="city"):
-    columns = [b"id", b"name", b"countrycode", b"district", b"population"]
+    columns = [b"id", b"name", b"countrycode", b"district", b"population"] if name == "city" else [b"id", b"code"]
     body = struct.pack("!I", relid) + b"public\0" + name.encode() + b"\0" + b"i" + struct.pack("!h", len(columns))
     for column in columns:
         body += struct.pack("!b", 1 if column in (b"id", b"countrycode") else 0) + column + b"\0" + struct.pack("!ii", 23, -1)

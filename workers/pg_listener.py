@@ -32,6 +32,9 @@ from workers.publisher import PublishError, Publisher
 log = logging.getLogger("pg_listener")
 
 BATCH_SIZE = 500
+# After a drain that found rows, the next one waits this long: rows of busy writers gather into fewer,
+# larger batches (less work per commit for this worker, Kafka and the cleaners) at a bounded delay.
+LINGER_SECONDS = 0.005
 # Rows another listener holds in a drain it has not committed: look again this soon, it may have died.
 HELD_RETRY_SECONDS = 0.02
 # How often a settling listener checks whether the writers it waits for have ended (doubling).
@@ -46,6 +49,7 @@ class PgListener:
         self.publisher = publisher
         self.kafka_backoff = Backoff(base=0.5, cap=10.0)
         self.heartbeat = Heartbeat(redis_client(settings, timeout=1.0), "pg_listener")
+        self.took = False  # the last drain took rows
 
     def run(self) -> None:
         """Capture in the configured mode until asked to stop."""
@@ -109,6 +113,9 @@ class PgListener:
                     if empty is None:  # Kafka failed: rows kept, retry after the backoff, then settle anew
                         drain_at = now + self.kafka_backoff.next()
                         state = AWAKE if state == SETTLING else state
+                    elif self.took:  # writers are busy: let rows gather a moment (writers don't notify)
+                        self.kafka_backoff.reset()
+                        drain_at = now + LINGER_SECONDS
                     else:
                         self.kafka_backoff.reset()
                         drain_at = now + (self.settings.outbox_poll_seconds if empty else HELD_RETRY_SECONDS)
@@ -146,11 +153,12 @@ class PgListener:
             log.warning("bad notify payload skipped", extra={"payload": payload[:64], "error": str(exc)})
 
     def drain(self, cur, first_sql: str, sql: str) -> bool | None:
-        """Publish and delete outbox batches until one comes back empty, one commit per batch.
+        """Publish and delete outbox batches while they come back full, one commit per batch; `took`
+        says whether any rows were taken.
 
-        True: the outbox is empty. False: rows are left that another listener holds. None: Kafka failed
-        and the batch was rolled back (kept for the retry)."""
-        take = first_sql
+        True: the outbox is empty. False: rows are left (taken by another listener, or more than a
+        batch). None: Kafka failed and the batch was rolled back (kept for the retry)."""
+        take, self.took = first_sql, False
         while True:
             try:
                 rows = outbox.take(cur, take, BATCH_SIZE)
@@ -177,8 +185,11 @@ class PgListener:
                 raise
             if not rows:
                 return not outbox.pending(cur)
+            self.took = True
             log.info("published", extra={"rows": len(rows), "codes": [e.code for e in batch][:20],
                                          "events": len(batch)})
+            if len(rows) < BATCH_SIZE:
+                return False
 
 
 def main() -> None:

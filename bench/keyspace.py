@@ -12,7 +12,8 @@ from citycache.settings import get_settings
 class DelWatch:
     """Records (t, code) for every DEL of cities_<code> matching `pattern_code` (a glob like 'QZ*')."""
 
-    def __init__(self, pattern_code: str) -> None:
+    def __init__(self, pattern_code: str, rearm: bool = False) -> None:
+        self.rearm = rearm  # set the marker again after each DEL, so the next DEL is seen too
         self.redis = redis_client(get_settings(), timeout=10)
         self.db = self.redis.connection_pool.connection_kwargs.get("db", 0)
         self.previous = self.redis.config_get("notify-keyspace-events")["notify-keyspace-events"]
@@ -35,7 +36,10 @@ class DelWatch:
             if message and message["data"] == b"del":
                 now = time.time()
                 channel = message["channel"].decode()
-                self.dels.append((now, code_from_cache_key(channel[len(self.prefix):])))
+                key = channel[len(self.prefix):]
+                self.dels.append((now, code_from_cache_key(key)))
+                if self.rearm:
+                    self.redis.set(key, b"bench marker", ex=60)
 
     def stop(self) -> None:
         self._stop.set()

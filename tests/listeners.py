@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.conftest import ROOT, supervisorctl, wait_until
+from tests.support import ROOT, supervisorctl, wait_until
 
 
 class Listener:

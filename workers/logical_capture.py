@@ -16,13 +16,13 @@ import time
 import psycopg2
 import psycopg2.extras
 
-from citycache import outbox, replication
+from citycache import outbox, replication, timing
+from citycache.backoff import Backoff
 from citycache.clients import pg_connect
 from citycache.events import Invalidation
 from citycache.metrics import PUBLISHED
 from citycache.pgoutput import Decoder, Transaction
-from citycache.shutdown import Backoff
-from workers.publisher import PublishError
+from citycache.publisher import PublishError
 
 log = logging.getLogger("pg_listener")
 
@@ -53,7 +53,7 @@ class LogicalCapture:
         self.next_heartbeat = 0.0
 
     def run(self) -> None:
-        pg_backoff = Backoff(base=0.2, cap=10.0)
+        pg_backoff = Backoff(base=0.2, cap=timing.RECONNECT_CAP_SECONDS)
         while not self.listener.shutdown.requested:
             self.listener.heartbeat.beat()
             conn = repl = None
@@ -72,7 +72,7 @@ class LogicalCapture:
                 delay = pg_backoff.next()
                 log.warning("postgres unavailable, reconnecting",
                             extra={"error": str(exc).strip(), "retry_in_s": delay})
-                self.listener.shutdown.sleep(delay)
+                self.listener.shutdown.sleep(delay, every=timing.BEAT_SECONDS, tick=self.listener.heartbeat.beat)
             finally:
                 for c in (repl, conn):
                     if c is not None:
@@ -83,7 +83,8 @@ class LogicalCapture:
         take_plain, _ = outbox.take_sql(conn)
         with conn.cursor() as cur:
             while self.listener.drain(cur, take_plain, take_plain) is None and not self.listener.shutdown.requested:
-                self.listener.shutdown.sleep(self.listener.kafka_backoff.next())
+                self.listener.shutdown.sleep(self.listener.kafka_backoff.next(), every=timing.BEAT_SECONDS,
+                                             tick=self.listener.heartbeat.beat)
 
     def stream(self, conn, repl) -> None:
         cur = repl.cursor()
@@ -107,7 +108,8 @@ class LogicalCapture:
                     continue  # more may be waiting: read them before publishing
             if pending and not decoder.in_transaction:  # confirm only at a transaction boundary
                 if not self.publish(pending):
-                    shutdown.sleep(self.listener.kafka_backoff.next())
+                    shutdown.sleep(self.listener.kafka_backoff.next(), every=timing.BEAT_SECONDS,
+                                   tick=self.listener.heartbeat.beat)
                     return  # reconnect: Postgres sends again everything not confirmed
                 # Sent now (force), not at psycopg2's next status interval: the slot moves at once.
                 # Only ever a commit's end: psycopg2 moves the position on to the server's keepalive
@@ -120,7 +122,7 @@ class LogicalCapture:
                 cur.send_feedback()
                 confirmed_at = now
             wait = max(0.0, min(self.next_heartbeat, confirmed_at + STATUS_SECONDS) - time.monotonic())
-            ready, _, _ = select.select([repl, shutdown], [], [], wait)
+            ready, _, _ = select.select([repl, shutdown], [], [], min(wait, timing.BEAT_SECONDS))
             if shutdown in ready:
                 shutdown.clear_wakeups()
 

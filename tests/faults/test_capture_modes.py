@@ -9,9 +9,9 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from tests.conftest import run_ops, wait_until
+from tests.support import run_ops, wait_until
 from tests.listeners import OwnListeners, in_a_drain
-from tests.test_faults import CODES, run_burst
+from tests.faults.test_faults import CODES, run_burst
 
 MODES = ["notify", "logical"]
 

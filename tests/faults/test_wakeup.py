@@ -17,9 +17,9 @@ import pytest
 from citycache.clients import pg_connect
 from citycache.keys import cache_key
 from tests.burst import WriteBurst
-from tests.conftest import wait_until
+from tests.support import wait_until
 from tests.listeners import OwnListeners, in_a_drain
-from tests.test_faults import CODES, assert_consistent
+from tests.faults.test_faults import CODES, assert_consistent
 
 NO_POLL = "600"  # seconds: far beyond every wait below
 

@@ -22,8 +22,25 @@ CREATE TRIGGER bench_invalidate_update AFTER UPDATE ON {table}
 CREATE TRIGGER bench_invalidate_delete AFTER DELETE ON {table}
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
 """
+# The v1 shape, as before issue 8: an outbox row and a NOTIFY in every commit (the stack's pg_listener
+# drains the rows). Kept here only to show before and after in one run.
+EVERY_COMMIT_NOTIFIES = """
+CREATE OR REPLACE FUNCTION bench_notify_always() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE changed text;
+BEGIN
+    FOR changed IN INSERT INTO city_outbox (code) SELECT DISTINCT countrycode FROM (
+            SELECT countrycode FROM old_rows UNION ALL SELECT countrycode FROM new_rows) AS touched
+            RETURNING code LOOP
+        PERFORM pg_notify('city_updates', changed);
+    END LOOP;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bench_notify_always AFTER UPDATE ON {table}
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bench_notify_always();
+"""
 # logical: no trigger; bench.modes publishes the table to a logical pg_listener while it is measured.
-VARIANTS = {"none": "", "notify": STATEMENT_TRIGGERS, "seed_row": SEED_ROW_TRIGGER, "logical": ""}
+VARIANTS = {"none": "", "notify": STATEMENT_TRIGGERS, "seed_row": SEED_ROW_TRIGGER, "logical": "",
+            "v1_notify_always": EVERY_COMMIT_NOTIFIES}
 
 
 def table_name(prefix: str, variant: str) -> str:

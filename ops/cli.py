@@ -169,6 +169,8 @@ def cmd_status(settings: Settings, args) -> int:
 
 
 def cmd_schema(settings: Settings, args) -> int:
+    import psycopg2
+
     from citycache.clients import pg_connect
     from ops import schema
 
@@ -178,6 +180,8 @@ def cmd_schema(settings: Settings, args) -> int:
         lines = action(conn, settings, dry_run=args.dry_run)
     except schema.SchemaError as exc:
         return fail(str(exc))
+    except psycopg2.Error as exc:  # the database refused a statement: nothing of that part was applied
+        return fail(f"the database refused it ({type(exc).__name__}): {str(exc).strip()}")
     finally:
         conn.close()
     print("\n".join(lines))

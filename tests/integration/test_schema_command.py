@@ -13,7 +13,7 @@ from tests.support import ROOT
 DATABASE = "schema_cmd_test"
 # An operator's own city table: the world shape, none of our constraints, rows of its own.
 EXISTING = """
-    CREATE TABLE city (id serial PRIMARY KEY, name text, countrycode char(3), district text, population int);
+    CREATE TABLE city (id serial PRIMARY KEY, name text, countrycode char(3) NOT NULL, district text, population int);
     INSERT INTO city (name, countrycode, district, population)
         SELECT 'Town ' || i, (ARRAY['BGR', 'NLD', 'FRA'])[1 + i % 3], 'D', i * 100 FROM generate_series(1, 500) i;
 """
@@ -27,7 +27,8 @@ CATALOG = """
     SELECT 'relation ' || relname FROM pg_class WHERE relnamespace = 'public'::regnamespace
     UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
     UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
-    UNION ALL SELECT 'publication ' || pubname FROM pg_publication ORDER BY 1
+    UNION ALL SELECT 'publication ' || pubname FROM pg_publication
+    UNION ALL SELECT 'replica identity ' || relreplident::text FROM pg_class WHERE oid = to_regclass('city') ORDER BY 1
 """
 
 
@@ -51,8 +52,9 @@ def existing_db(settings):
     admin.close()
 
 
-def schema(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ROOT / "bin" / "cli"), "schema", *args], env={**os.environ, "DATABASE_URL": url},
+def schema(url: str, *args: str, mode: str = "notify") -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "bin" / "cli"), "schema", *args],
+                          env={**os.environ, "DATABASE_URL": url, "CAPTURE_MODE": mode},
                           capture_output=True, text=True, timeout=60)
 
 
@@ -71,7 +73,7 @@ def test_install_adds_the_pieces_says_so_and_leaves_the_rows(existing_db):
     before = rows(conn)
     first = schema(url, "install")
     assert first.returncode == 0, first.stderr
-    assert "created: table city_outbox" in first.stdout and "created: trigger city_invalidate_update_v1 on city" \
+    assert "created: table city_outbox" in first.stdout and "created: trigger city_invalidate_update_v2 on city" \
         in first.stdout, first.stdout
     assert rows(conn) == before
     with conn.cursor() as cur:  # the pieces work: a write leaves one outbox row per code
@@ -85,7 +87,7 @@ def test_install_twice_changes_nothing_the_second_time(existing_db):
     catalog = query(conn, CATALOG)
     again = schema(url, "install")
     assert again.returncode == 0 and "created" not in again.stdout, again.stdout
-    assert again.stdout.count("present: ") == 6
+    assert again.stdout.count("present: ") == 7
     assert query(conn, CATALOG) == catalog
 
 
@@ -130,3 +132,17 @@ def test_a_database_without_a_city_table_is_refused_by_name(existing_db):
         cur.execute("DROP TABLE city")
     out = schema(url, "install")
     assert out.returncode == 2 and "no table city" in out.stderr and "DATABASE_URL" in out.stderr, out.stderr
+
+
+def test_logical_mode_adds_the_publication_and_replica_identity_and_uninstall_takes_them(existing_db):
+    url, conn = existing_db
+    before, data = query(conn, CATALOG), rows(conn)
+    out = schema(url, "install", mode="logical")
+    assert out.returncode == 0, out.stderr
+    assert "created: publication city_invalidation" in out.stdout and "created: replica identity" in out.stdout
+    assert query(conn, "SELECT relreplident FROM pg_class WHERE oid = 'city'::regclass") == [("i",)]
+    assert rows(conn) == data
+    assert "created" not in schema(url, "install", mode="logical").stdout
+    out = schema(url, "uninstall")  # whatever the mode now: every piece that is there goes
+    assert "dropped: publication city_invalidation" in out.stdout, out.stdout
+    assert query(conn, CATALOG) == before

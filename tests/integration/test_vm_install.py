@@ -90,6 +90,9 @@ def running(installed):
 
     try:
         wait_until(healthy, timeout=90, message=f"the installed app at {url}/health", interval=0.5)
+        # web answers before supervisord counts it RUNNING (startsecs): wait for all three.
+        wait_until(lambda: ctl(prefix, "status").stdout.count("RUNNING") == 3, timeout=30,
+                   message="the installed programs RUNNING", interval=0.2)
         yield prefix, url, supervisord
     finally:
         supervisord.send_signal(signal.SIGTERM)  # what systemctl stop does (KillMode=mixed)

@@ -84,9 +84,10 @@ kafka_start() {
 }
 
 kafka_ready() {
-  timeout 20 "$PYTHON" -c "
+  timeout 20 "$PYTHON" -c '
+import os
 from kafka import KafkaAdminClient
-KafkaAdminClient(bootstrap_servers='127.0.0.1:$KAFKA_PORT', request_timeout_ms=5000).list_topics()"
+KafkaAdminClient(bootstrap_servers="127.0.0.1:" + os.environ["KAFKA_PORT"], request_timeout_ms=5000).list_topics()'
 }
 
 kafka_wait() { wait_until kafka "$1" 60 "$KAFKA_DIR/kafka.log" kafka_ready; }

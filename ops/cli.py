@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import re
 import sys
 import time
 from pathlib import Path
@@ -138,16 +139,35 @@ def cmd_status(settings: Settings, args) -> int:
     if args.json:
         print(json.dumps({**state, "healthy": healthy}))
     else:
-        for worker, w in state["workers"].items():
-            print(f"{worker:14} {'up' if w['up'] else 'DOWN':5} "
-                  + (f"heartbeat {w['age_s']:.1f} s ago" if w["up"] else w.get("error", "no heartbeat")))
-        print(f"{'outbox':14} {state['outbox_backlog'] if state['outbox_backlog'] is not None else 'unknown'} "
-              f"row(s) waiting for Kafka {state.get('outbox_error', '')}".rstrip())
-        lag = state["consumer_lag"]
-        print(f"{'consumer lag':14} " + (f"{sum(lag.values())} message(s) ("
-              + ", ".join(f"p{p}: {n}" for p, n in sorted(lag.items())) + ")" if lag is not None
-              else f"unknown {state['lag_error']}"))
+        print("\n".join(status_lines(state)))
     return 0 if healthy else 1
+
+
+def status_lines(state: dict) -> list[str]:
+    """One aligned line per component: name, state, then the figure or a short reason."""
+    rows = []
+    for worker, w in state["workers"].items():
+        rows.append((worker, "up", f"heartbeat {w['age_s']:.1f} s ago") if w["up"] else
+                    (worker, "DOWN", f"redis: {short_reason(w['error'])}" if w.get("error") else "no heartbeat"))
+    backlog = state["outbox_backlog"]
+    rows.append(("outbox", "ok", f"{backlog} row(s) waiting for Kafka") if backlog is not None else
+                ("outbox", "unknown", f"postgres: {short_reason(state.get('outbox_error'))}"))
+    lag = state["consumer_lag"]
+    rows.append(("consumer lag", "ok", f"{sum(lag.values())} message(s) ("
+                 + ", ".join(f"p{p}: {n}" for p, n in sorted(lag.items())) + ")") if lag is not None else
+                ("consumer lag", "unknown", f"kafka: {short_reason(state.get('lag_error'))}"))
+    return [f"{name:14} {status:8} {cut(detail)}" for name, status, detail in rows]
+
+
+def short_reason(error: str | None) -> str:
+    """An error's gist on one line: libpq's server address condensed, a repeated class name once."""
+    line = (error or "unknown error").strip().splitlines()[0]
+    line = re.sub(r'connection to server at "([^"]+)" \([^)]*\), port (\d+) failed: ', r"\1:\2 ", line)
+    return re.sub(r"^(\w+): \1: ", r"\1: ", line)
+
+
+def cut(text: str, width: int = 72) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def fail(message: str, code: int = 2) -> int:

@@ -13,9 +13,12 @@ from psycopg2.pool import ThreadedConnectionPool
 from citycache.cache import CityCache
 from citycache.clients import redis_client, s3_client
 from citycache.metrics import DB_QUERY_SECONDS
+from citycache.pipeline import KafkaAdmin
 from citycache.settings import Settings
 
 log = logging.getLogger(__name__)
+# How long a health check or a pipeline read may wait for a dependency.
+CHECK_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Resources:
     pg_pool: ThreadedConnectionPool
     cache: CityCache
     s3: Minio
+    kafka: KafkaAdmin  # for /health and /metrics: one connection per process, not one per request
 
     @contextlib.contextmanager
     def db(self):
@@ -64,6 +68,7 @@ def init_app(app: Flask) -> None:
         pg_pool=pool,
         cache=CityCache(redis_client(settings), settings.cache_ttl_seconds),
         s3=s3_client(settings, pool_size=settings.web_threads),
+        kafka=KafkaAdmin(settings, timeout_ms=int(CHECK_TIMEOUT_S * 1000)),
     )
 
 

@@ -14,7 +14,7 @@ import requests
 
 from citycache.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Our range for extra stacks is 15000-15999; Kafka's controller takes KAFKA + 1.
 PORTS = {"postgres": 15432, "redis": 15379, "kafka": 15092, "s3": 15900, "http": 15800}
 

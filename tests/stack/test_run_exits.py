@@ -10,8 +10,10 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import requests
 
 from tests.support import wait_until
 from tests.stack.second_clone import Clone, Terminal
@@ -98,6 +100,17 @@ def test_ctrl_c_with_the_output_piped_to_tee(clone):
         run_log[-2000:]
 
 
+def test_the_reader_of_its_output_going_away(clone):
+    tee_log = clone.path / ".run" / "tee.log"
+    terminal = start(clone, ["bash", "-c", f"{clone.path}/bin/run | tee {tee_log}"])
+    tee = pid_of(["tee", str(tee_log)])
+    since = time.monotonic()
+    os.kill(tee, signal.SIGKILL)
+    requests.get(f"http://127.0.0.1:{clone.ports['http']}/health/live", timeout=5)  # a line to show: SIGPIPE
+    nothing_left(clone, "SIGPIPE (the reader, tee, killed)", since, terminal)
+    assert "the output's reader went away" in (clone.path / ".run" / "run.log").read_text()
+
+
 def test_bin_stop_from_another_terminal_sends_sigterm(clone):
     terminal = start(clone)
     since = time.monotonic()
@@ -175,3 +188,14 @@ class foreign_listener:
 def port_free(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def pid_of(argv: list[str]) -> int:
+    """The process running exactly ARGV."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().split(b"\0")[:-1] == [a.encode() for a in argv]:
+                return int(entry.name)
+        except OSError:
+            continue
+    raise AssertionError(f"no process runs {argv}")

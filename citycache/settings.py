@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     web_workers: int = Field(default=2, gt=0)
     web_threads: int = Field(default=8, gt=0)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # A copy of cached countries in each API process, dropped by Redis' invalidation pushes
+    # (citycache/near_cache.py); off: every hit is a Redis GET.
+    near_cache_enabled: bool = True
+    # The most each API process holds in its near cache, in bytes (least recently used go first).
+    near_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # prometheus_client's own variable: where every process writes its samples (citycache/metrics.py).
     prometheus_multiproc_dir: str = Field(default=".run/metrics", min_length=1)
 

@@ -13,7 +13,9 @@ from psycopg2.pool import ThreadedConnectionPool
 from citycache.cache import CityCache
 from citycache.clients import redis_client, s3_client
 from citycache.metrics import DB_QUERY_SECONDS
+from citycache.near_cache import NearCache
 from citycache.settings import Settings
+from citycache.tracking import InvalidationListener
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,15 @@ class Resources:
     pg_pool: ThreadedConnectionPool
     cache: CityCache
     s3: Minio
+    near: NearCache | None = None
+    listener: InvalidationListener | None = None
+
+    def near_cache(self) -> NearCache | None:
+        """The near cache (None when turned off), its invalidation thread started in this process:
+        lazily, so each gunicorn worker gets its own connection after the fork."""
+        if self.listener is not None:
+            self.listener.ensure_started()
+        return self.near
 
     @contextlib.contextmanager
     def db(self):
@@ -59,11 +70,14 @@ def init_app(app: Flask) -> None:
     # minconn=0: nothing connects at start, so the app comes up (and says 503) while Postgres is down.
     pool = ThreadedConnectionPool(
         0, settings.web_threads + 2, settings.database_url, connect_timeout=3, application_name="web")
+    near = NearCache(settings.near_cache_max_bytes) if settings.near_cache_enabled else None
     app.extensions["city_cache"] = Resources(
         settings=settings,
         pg_pool=pool,
         cache=CityCache(redis_client(settings), settings.cache_ttl_seconds),
         s3=s3_client(settings, pool_size=settings.web_threads),
+        near=near,
+        listener=InvalidationListener(settings.redis_url, near) if near is not None else None,
     )
 
 

@@ -32,12 +32,12 @@ class InvalidationListener:
     """A daemon thread that keeps the tracking connection up and applies its pushes to `near`."""
 
     def __init__(self, redis_url: str, near: NearCache, *, ping_seconds: float = 1.0,
-                 timeout: float = 2.0, retry_max: float = 1.0):
+                 timeout: float = 2.0, retry_min: float = 0.05, retry_max: float = 1.0):
         self.redis_url = redis_url
         self.near = near
         self.ping_seconds = ping_seconds
         self.timeout = timeout
-        self.retry_max = retry_max
+        self.retry_min, self.retry_max = retry_min, retry_max
         self.client_id: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -59,14 +59,14 @@ class InvalidationListener:
             self._thread.join(timeout=self.timeout + self.ping_seconds + 1)
 
     def _run(self) -> None:
-        pause = 0.05
+        pause = self.retry_min
         while not self._stop.is_set():
             conn = None
             try:
                 conn = self._connect()
                 self.near.connected()
                 log.info("near cache tracking on", extra={"client_id": self.client_id})
-                pause = 0.05
+                pause = self.retry_min
                 self._listen(conn)
             except (redis.RedisError, OSError) as exc:
                 log.warning("near cache tracking lost, cache flushed and bypassed",

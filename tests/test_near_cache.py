@@ -1,0 +1,204 @@
+"""The near cache (DESIGN.md guarantee 10): a process-local copy is dropped by Redis' invalidation push,
+an invalidation that races a fill cancels the fill, and lost contact with Redis empties it.
+
+The first tests drive a NearCache and its listener in this process against the real Redis, to force
+the interleavings; the others go through the running API, whose processes have it on by default.
+"""
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from citycache.cities import Cities, render_cities
+from citycache.keys import cache_key
+from citycache.near_cache import NearCache
+from citycache.tracking import NAME_PREFIX, InvalidationListener
+from tests.conftest import run_ops, wait_until
+
+KEY = cache_key("QQF")
+
+
+@pytest.fixture
+def near(settings, redis):
+    """A near cache in this process with its listener running; a slow reconnect, so tests can act
+    while contact is lost."""
+    cache = NearCache(1 << 20)
+    listener = InvalidationListener(settings.redis_url, cache, retry_min=1.5, retry_max=1.5)
+    listener.ensure_started()
+    wait_until(lambda: cache.live, message="tracking to be on")
+    yield cache, listener
+    listener.stop()
+    redis.delete(KEY)
+
+
+def read(cache: NearCache, redis, key: str = KEY):
+    """The read path of web/cities.py: near copy, else ticket, GET, fill."""
+    found = cache.get(key)
+    if found is not None:
+        return found
+    ticket = cache.ticket(key)
+    value = redis.get(key)
+    if value is not None:
+        cache.fill(key, ticket, value, len(value))
+    return value
+
+
+def test_an_invalidation_during_the_get_cancels_the_fill(near, redis):
+    cache, _ = near
+    redis.set(KEY, b"old", ex=60)
+    ticket = cache.ticket(KEY)  # the reader takes its ticket ...
+    value = redis.get(KEY)  # ... and its GET answers the old value
+    redis.set(KEY, b"new", ex=60)  # a write lands before the reader stores
+    wait_until(lambda: cache.ticket(KEY) != ticket, message="the invalidation push to arrive")
+    assert cache.fill(KEY, ticket, value, len(value)) is False
+    assert cache.get(KEY) is None
+    assert read(cache, redis) == b"new" and cache.get(KEY) == b"new"
+
+
+def test_a_push_drops_the_copy(near, redis):
+    cache, _ = near
+    redis.set(KEY, b"v1", ex=60)
+    assert read(cache, redis) == b"v1" and cache.get(KEY) == b"v1"
+    redis.delete(KEY)
+    wait_until(lambda: cache.get(KEY) is None, message="the copy to be dropped")
+    redis.set(KEY, b"v2", ex=60)
+    assert read(cache, redis) == b"v2"
+
+
+def test_a_killed_tracking_connection_empties_the_cache_and_bypasses_it_until_back(near, redis):
+    cache, listener = near
+    redis.set(KEY, b"before", ex=60)
+    assert read(cache, redis) == b"before" and cache.get(KEY) == b"before"
+    killed = listener.client_id
+    ticket = cache.ticket(KEY)
+    redis.client_kill_filter(_id=killed)
+    wait_until(lambda: not cache.live, message="the loss to be noticed")
+    assert len(cache) == 0 and cache.bytes_held == 0  # flushed at once, not on reconnect
+    assert cache.get(KEY) is None and cache.ticket(KEY) is None
+    redis.set(KEY, b"during", ex=60)  # nobody would tell us about this write
+    assert read(cache, redis) == b"during" and len(cache) == 0  # bypassed: read through, not kept
+    assert cache.fill(KEY, ticket, b"before", 6) is False  # a ticket from before the loss is void
+    wait_until(lambda: cache.live, timeout=10, message="tracking to be back")
+    assert listener.client_id != killed
+    assert read(cache, redis) == b"during" and cache.get(KEY) == b"during"
+    redis.set(KEY, b"after", ex=60)
+    wait_until(lambda: cache.get(KEY) is None, message="pushes to flow on the new connection")
+
+
+def test_flushdb_empties_it(near, redis):
+    cache, _ = near
+    redis.set(KEY, b"v", ex=60)
+    read(cache, redis)
+    cache_other = cache_key("QQE")
+    redis.set(cache_other, b"w", ex=60)
+    read(cache, redis, cache_other)
+    assert len(cache) == 2
+    redis.execute_command("FLUSHDB")  # invalidates "everything" (a null list of keys)
+    wait_until(lambda: len(cache) == 0, message="the flush push")
+
+
+def test_memory_is_bounded_in_bytes_least_recently_used_first():
+    cache = NearCache(max_bytes=250)
+    cache.connected()
+    for key in ("a", "b"):
+        assert cache.fill(key, cache.ticket(key), key, 100)
+    cache.get("a")  # "b" is now the least recently used
+    assert cache.fill("c", cache.ticket("c"), "c", 100)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == ("a", None, "c")
+    assert cache.bytes_held == 200
+    assert not cache.fill("huge", cache.ticket("huge"), "x", 251)  # larger than the whole budget
+    cache.lost()
+    assert cache.get("a") is None and cache.bytes_held == 0
+
+
+def test_cities_value_carries_its_etag_and_reads_without_it():
+    cities = Cities(b'[{"name":"A","population":1}]')
+    stored = cities.cached()
+    assert stored.startswith(cities.etag.encode()) and stored.endswith(cities.data)
+    again = Cities.from_cached(stored)
+    assert (again.data, again.etag) == (cities.data, cities.etag)
+    legacy = Cities.from_cached(cities.data)  # a value written before the ETag was stored
+    assert (legacy.data, legacy.etag) == (cities.data, cities.etag)
+    assert again.body("cache") == b'{"source":"cache","data":[{"name":"A","population":1}]}'
+
+
+# --- through the running API ------------------------------------------------------------------------
+
+def answers(http, base_url, code: str, n: int = 12) -> set[bytes]:
+    """The data of n answers on new connections, so both gunicorn processes serve some."""
+    out = set()
+    for _ in range(n):
+        response = http.get(f"{base_url}/cities/{code}", headers={"Connection": "close"})
+        assert response.status_code == 200
+        out.add(response.content.split(b'"data":', 1)[1])
+    return out
+
+
+def expect(http, base_url, code: str, rows: list[tuple[str, int]]) -> None:
+    """Every process answers `rows` from now on (awaited: the push takes a moment)."""
+    want = {render_cities(rows) + b"}"}
+    wait_until(lambda: answers(http, base_url, code) == want, timeout=15, message=f"{code} to be fresh everywhere")
+    assert answers(http, base_url, code, n=20) == want
+
+
+def near_metric(http, base_url, name: str, **labels) -> float:
+    text = http.get(f"{base_url}/metrics", timeout=15).text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and sample.labels == labels)
+
+
+def tracking_clients(redis) -> dict[str, int]:
+    return {c["name"]: int(c["id"]) for c in redis.client_list() if c.get("name", "").startswith(NAME_PREFIX)}
+
+
+def warm(http, base_url, *codes: str) -> None:
+    """Fill every process' near cache (several answers each, so hits show in the metrics)."""
+    before = near_metric(http, base_url, "citycache_near_cache_lookups_total", result="hit")
+    for code in codes:
+        answers(http, base_url, code, n=20)
+    assert near_metric(http, base_url, "citycache_near_cache_lookups_total", result="hit") > before
+
+
+def test_the_api_serves_hits_from_memory_and_drops_them_on_a_write(base_url, http, db, test_cities):
+    test_cities("QQA", ("Alpha", 1))
+    warm(http, base_url, "QQA")
+    with db.cursor() as cur:
+        cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQA'")
+    expect(http, base_url, "QQA", [("Alpha", 2)])
+
+
+def test_a_city_moving_country_refreshes_both_in_every_process(base_url, http, db, test_cities):
+    test_cities("QQA", ("Alpha", 10), ("Beta", 5))
+    test_cities("QQB", ("Gamma", 7))
+    warm(http, base_url, "QQA", "QQB")
+    with db.cursor() as cur:
+        cur.execute("UPDATE city SET countrycode = 'QQB' WHERE countrycode = 'QQA' AND name = 'Beta'")
+    expect(http, base_url, "QQA", [("Alpha", 10)])
+    expect(http, base_url, "QQB", [("Gamma", 7), ("Beta", 5)])
+
+
+def test_the_api_survives_its_tracking_connections_being_killed(base_url, http, db, redis, test_cities):
+    test_cities("QQA", ("Alpha", 1))
+    warm(http, base_url, "QQA")
+    killed = tracking_clients(redis)
+    assert killed, "each API process keeps a tracking connection"
+    lost_before = near_metric(http, base_url, "citycache_near_cache_lost_total")
+    for client_id in killed.values():
+        redis.client_kill_filter(_id=client_id)
+    with db.cursor() as cur:  # a write right away, maybe before tracking is back
+        cur.execute("UPDATE city SET population = 3 WHERE countrycode = 'QQA'")
+    expect(http, base_url, "QQA", [("Alpha", 3)])
+    wait_until(lambda: set(tracking_clients(redis).values()) - set(killed.values()), message="tracking back")
+    assert near_metric(http, base_url, "citycache_near_cache_lost_total") >= lost_before + len(killed)
+
+
+@pytest.mark.slow
+def test_the_api_is_fresh_after_a_redis_restart(base_url, http, db, redis, test_cities, pipeline_flows):
+    test_cities("QQA", ("Alpha", 1))
+    warm(http, base_url, "QQA")
+    run_ops("services.sh", "stop", "redis")
+    try:
+        with db.cursor() as cur:  # committed while Redis is away: its DEL will find nothing to delete
+            cur.execute("UPDATE city SET population = 4 WHERE countrycode = 'QQA'")
+    finally:
+        run_ops("services.sh", "start", "redis")
+    pipeline_flows()
+    expect(http, base_url, "QQA", [("Alpha", 4)])

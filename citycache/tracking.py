@@ -42,16 +42,20 @@ class InvalidationListener:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
+        self._starting = threading.Lock()
 
     def ensure_started(self) -> None:
         """Start the thread in this process (after a fork the parent's thread is not there)."""
         if self._pid == os.getpid():
             return
-        self._pid = os.getpid()
-        self.near.lost()  # anything copied from a parent process was never tracked here
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="near-cache-invalidations", daemon=True)
-        self._thread.start()
+        with self._starting:  # the first requests of a worker arrive on several threads at once
+            if self._pid == os.getpid():
+                return
+            self.near.lost()  # anything copied from a parent process was never tracked here
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="near-cache-invalidations", daemon=True)
+            self._thread.start()
+            self._pid = os.getpid()
 
     def stop(self) -> None:
         self._stop.set()

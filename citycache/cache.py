@@ -50,8 +50,8 @@ class CityCache:
     def lease(self, code: str) -> tuple[str, bytes]:
         """One atomic step: ("hit", value), ("lease", token) or ("wait", b"")."""
         token = secrets.token_hex(8)
-        state, value = self._get_or_lease(keys=[cache_key(code), lease_key(code)], args=[token, self.lease_ms])
-        return state.decode(), value
+        state, payload = self._get_or_lease(keys=[cache_key(code), lease_key(code)], args=[token, self.lease_ms])
+        return state.decode(), payload
 
     def store(self, code: str, token: bytes, value: bytes) -> bool:
         stored = self._store_if_leased(
@@ -68,12 +68,12 @@ class CityCache:
         deadline = time.monotonic() + self.wait_seconds
         pause = 0.002
         while True:
-            state, value = self.lease(code)
+            state, payload = self.lease(code)  # payload: the value on a hit, our token on a lease
             if state == "hit":
-                return value, "cache"
+                return payload, "cache"
             if state == "lease":
                 fresh = load()
-                if not self.store(code, value, fresh):
+                if not self.store(code, payload, fresh):
                     log.info("cache store skipped: invalidated while loading", extra={"code": code})
                 return fresh, "db"
             if time.monotonic() >= deadline:

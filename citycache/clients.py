@@ -9,6 +9,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from minio import Minio
 
+from citycache import timing
 from citycache.events import TOPIC
 from citycache.settings import Settings
 
@@ -38,10 +39,13 @@ def _bootstrap(settings: Settings) -> list[str]:
 
 # kafka-python backs off reconnects up to 30 s by default: after a broker restart the workers would
 # sit idle that long. One second keeps recovery quick without hammering a broker that is down.
-RECONNECT_BACKOFF = {"reconnect_backoff_ms": 50, "reconnect_backoff_max_ms": 1000}
+# Each client's constructor also blocks until it reaches a broker, 30 s by default: long enough to
+# outlive a heartbeat, so it is bounded too (citycache/timing.py).
+RECONNECT_BACKOFF = {"reconnect_backoff_ms": 50, "reconnect_backoff_max_ms": 1000,
+                     "bootstrap_timeout_ms": int(timing.KAFKA_BOOTSTRAP_TIMEOUT_SECONDS * 1000)}
 
 
-def kafka_producer(settings: Settings) -> KafkaProducer:
+def kafka_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=_bootstrap(settings),
         **RECONNECT_BACKOFF,
@@ -51,7 +55,7 @@ def kafka_producer(settings: Settings) -> KafkaProducer:
         max_block_ms=2000,
         request_timeout_ms=5000,
         delivery_timeout_ms=10000,
-        client_id="pg_listener",
+        client_id=client_id,
     )
 
 
@@ -88,7 +92,7 @@ def kafka_admin(settings: Settings, *, timeout_ms: int = 3000) -> KafkaAdminClie
 
 def ensure_topic(settings: Settings) -> None:
     """Create the invalidation topic with its partitions if the broker does not have it yet."""
-    admin = kafka_admin(settings, timeout_ms=10000)
+    admin = kafka_admin(settings, timeout_ms=int(timing.KAFKA_ADMIN_TIMEOUT_SECONDS * 1000))
     try:
         admin.create_topics([NewTopic(TOPIC, settings.kafka_topic_partitions, 1)])
     except TopicAlreadyExistsError:

@@ -4,9 +4,9 @@ One key per running instance: several cleaners may share a consumer group, and o
 deletes its own key) must not make the others look dead. A worker is alive while any of its
 instances' keys is.
 
-A worker beats from its loop every BEAT_SECONDS at most; the key lives TTL_SECONDS, longer than any
-wait in the loops (pg_listener's select <= 5 s plus a reconnect, kafka_cleaner's poll 0.5 s), so an
-expired key means the worker is dead or stuck. A clean stop deletes the key at once.
+A worker beats from its loop every BEAT_SECONDS at most; the key lives TTL_SECONDS, twice the
+longest a live worker can be silent (citycache/timing.py derives both), so an expired key means the
+worker is dead or stuck. A clean stop deletes the key at once.
 """
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ import time
 
 import redis
 
+from citycache import timing
+
 log = logging.getLogger(__name__)
 
 WORKERS = ("pg_listener", "kafka_cleaner")
 KEY_PREFIX = "heartbeat:"
-TTL_SECONDS = 20
-BEAT_SECONDS = 2.0
+TTL_SECONDS = timing.HEARTBEAT_TTL_SECONDS
+BEAT_SECONDS = timing.BEAT_SECONDS
 
 
 def heartbeat_key(worker: str, instance: str | None = None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import sys
+import logging.config
 import time
 
 import orjson
@@ -58,13 +58,20 @@ class JsonFormatter(logging.Formatter):
         return encode(line)
 
 
-def configure_logging(component: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(component))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+def logging_config(component: str, level: str = "INFO", *, extra_loggers: dict | None = None) -> dict:
+    """The dictConfig of every program: JSON lines on stdout. gunicorn takes it as logconfig_dict."""
     # kafka-python logs every failed reconnect at ERROR, many a second while a broker is down; our
     # own loops log one line per retry instead. LOG_LEVEL=DEBUG shows kafka-python's view too.
-    if root.level > logging.DEBUG:
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    kafka_level = "DEBUG" if level == "DEBUG" else "CRITICAL"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "citycache.logs.JsonFormatter", "component": component}},
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "root": {"level": level, "handlers": ["stdout"]},
+        "loggers": {"kafka": {"level": kafka_level}, **(extra_loggers or {})},
+    }
+
+
+def configure_logging(component: str, level: str = "INFO") -> None:
+    logging.config.dictConfig(logging_config(component, level))

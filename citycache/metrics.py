@@ -2,28 +2,89 @@
 
 Every process (each gunicorn worker, pg_listener, kafka_cleaner) writes its samples to files named
 after its pid in one directory; GET /metrics on the API adds them up, so one scrape shows all three
-programs. prometheus_client picks its storage when first imported, from PROMETHEUS_MULTIPROC_DIR in
-the environment: this module puts the setting there first. Import prometheus_client only after it.
+programs. prometheus_client picks its storage when it is first imported, from
+PROMETHEUS_MULTIPROC_DIR in the environment, so each program calls setup() first thing: in main(),
+and in gunicorn's master before it forks. Importing this module does nothing: each metric is made
+on first use, so a unit test that imports a worker writes no file anywhere.
 """
 from __future__ import annotations
 
 import os
 import re
+import sys
+import threading
 from pathlib import Path
 
-from citycache.settings import SettingsError, get_settings
+from citycache.settings import Settings, SettingsError
 
-MULTIPROC_DIR = os.path.abspath(get_settings().prometheus_multiproc_dir)
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = MULTIPROC_DIR
-try:
-    os.makedirs(MULTIPROC_DIR, exist_ok=True)
-    if not os.access(MULTIPROC_DIR, os.W_OK):
-        raise PermissionError("not writable")
-except OSError as exc:
-    raise SettingsError(f"invalid settings: PROMETHEUS_MULTIPROC_DIR: cannot use {MULTIPROC_DIR}: "
-                        f"{exc.strerror or exc}") from None
+ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 
-from prometheus_client import Counter, Histogram  # noqa: E402  (after the directory is set)
+
+def setup(settings: Settings) -> str:
+    """Make the sample directory and point prometheus_client at it; returns its absolute path."""
+    directory = os.path.abspath(settings.prometheus_multiproc_dir)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if not os.access(directory, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as exc:
+        raise SettingsError(f"invalid settings: {ENV_VAR}: cannot use {directory}: {exc.strerror or exc}") from None
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None and os.environ.get(ENV_VAR) != directory:
+        raise RuntimeError("prometheus_client was imported before metrics.setup(): its samples would stay in memory")
+    os.environ[ENV_VAR] = directory
+    return directory
+
+
+def directory() -> str:
+    """The sample directory setup() chose for this process."""
+    return os.environ[ENV_VAR]
+
+
+class _OnFirstUse:
+    """A metric made when first used (after setup()), not when this module is imported."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, kind: str, *args, **kwargs) -> None:
+        self._kind, self._args, self._kwargs, self._metric = kind, args, kwargs, None
+
+    def _made(self):
+        if self._metric is None:
+            with self._lock:
+                if self._metric is None:
+                    import prometheus_client
+
+                    self._metric = getattr(prometheus_client, self._kind)(*self._args, **self._kwargs)
+        return self._metric
+
+    def __getattr__(self, name: str):
+        value = getattr(self._made(), name)
+        # Kept on the proxy: the next use (once per request on the hot path) is a plain attribute.
+        setattr(self, name, value)
+        return value
+
+
+class _ChildOnFirstUse:
+    """`metric.labels(*values)`, resolved on first use and then kept: .labels() takes a lock and
+    builds a key each call, which costs more than the increment a request makes."""
+
+    def __init__(self, metric: _OnFirstUse, *values: str) -> None:
+        self._parent, self._values = metric, values
+
+    def __getattr__(self, name: str):
+        value = getattr(self._parent.labels(*self._values), name)
+        setattr(self, name, value)
+        return value
+
+
+def Counter(*args, **kwargs) -> _OnFirstUse:  # noqa: N802  (reads like the class it stands for)
+    return _OnFirstUse("Counter", *args, **kwargs)
+
+
+def Histogram(*args, **kwargs) -> _OnFirstUse:  # noqa: N802
+    return _OnFirstUse("Histogram", *args, **kwargs)
+
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Requests: a hit from the near cache takes ~0.1 ms, so the first bucket is below that; few buckets
@@ -37,12 +98,11 @@ HTTP_SECONDS = Histogram("citycache_http_request_duration_seconds", "Time to ans
                          "until the response starts)", ["route"], buckets=HTTP_BUCKETS)
 CACHE_LOOKUPS = Counter("citycache_cache_lookups_total", "GET /cities lookups: hit (from Redis) or miss (DB)",
                         ["result"])
-# Children resolved once: a .labels() call per request costs more than the increment itself.
-CACHE_HITS, CACHE_MISSES = CACHE_LOOKUPS.labels("hit"), CACHE_LOOKUPS.labels("miss")
+CACHE_HITS, CACHE_MISSES = _ChildOnFirstUse(CACHE_LOOKUPS, "hit"), _ChildOnFirstUse(CACHE_LOOKUPS, "miss")
 # The near cache in each API process (citycache/near_cache.py).
 NEAR_LOOKUPS = Counter("citycache_near_cache_lookups_total",
                        "Near-cache lookups: hit, miss, or bypass (contact with Redis lost)", ["result"])
-NEAR_HITS, NEAR_MISSES, NEAR_BYPASS = (NEAR_LOOKUPS.labels(r) for r in ("hit", "miss", "bypass"))
+NEAR_HITS, NEAR_MISSES, NEAR_BYPASS = (_ChildOnFirstUse(NEAR_LOOKUPS, r) for r in ("hit", "miss", "bypass"))
 NEAR_EVICTIONS = Counter("citycache_near_cache_evictions_total", "Near-cache entries evicted to stay in budget")
 NEAR_INVALIDATIONS = Counter("citycache_near_cache_invalidations_total",
                              "Near-cache entries dropped by a Redis invalidation push")
@@ -60,10 +120,10 @@ COMMIT_TO_DEL = Histogram("citycache_commit_to_delete_seconds",
 _SAMPLE_FILE = re.compile(r".*_(\d+)\.db")
 
 
-def remove_dead_files(directory: str = MULTIPROC_DIR) -> int:
+def remove_dead_files(sample_dir: str) -> int:
     """Delete the sample files of processes that are gone (at gunicorn's start); keep the live ones."""
     removed = 0
-    for path in Path(directory).glob("*.db"):
+    for path in Path(sample_dir).glob("*.db"):
         match = _SAMPLE_FILE.fullmatch(path.name)
         if match and not _alive(int(match.group(1))):
             path.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import time
 
 
 class Shutdown:
@@ -40,23 +41,11 @@ class Shutdown:
         except BlockingIOError:
             pass
 
-    def sleep(self, seconds: float) -> None:
-        """Sleep that a signal ends at once."""
-        if not self.requested and seconds > 0:
-            select.select([self._read_fd], [], [], seconds)
+    def sleep(self, seconds: float, *, every: float | None = None, tick=lambda: None) -> None:
+        """Sleep that a signal ends at once; with `every`, in slices of that length with `tick()` between."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            select.select([self._read_fd], [], [], min(left, every or left))
             self.clear_wakeups()
+            tick()
 
-
-class Backoff:
-    """Exponential delays for reconnects: base, 2*base, ... up to cap; reset after a success."""
-
-    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
-        self.base, self.cap, self.attempt = base, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * (2 ** self.attempt))
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0

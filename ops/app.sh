@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The three app programs under supervisord, detached (for the test command and scripts):
-#   ops/app.sh start|stop|status
+#   ops/app.sh start|stop|status|running   (running: exit 0 when this clone's supervisord answers)
 # `start` returns when gunicorn, pg_listener and kafka_cleaner are RUNNING and the API answers.
 # For day-to-day operation use supervisorctl from the clone: `supervisorctl status`.
 set -euo pipefail
@@ -42,5 +42,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) ctl status ;;
-  *) echo "usage: ops/app.sh start|stop|status" >&2; exit 2 ;;
+  running) running ;;
+  *) echo "usage: ops/app.sh start|stop|status|running" >&2; exit 2 ;;
 esac

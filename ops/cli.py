@@ -80,9 +80,9 @@ def cmd_invalidate(settings: Settings, args) -> int:
         deleted = invalidate_all(client) if code == events.ALL_CODES else invalidate(client, [code])
         print(f"deleted {deleted} key(s) for {code} directly in Redis")
         return 0
-    from workers.publisher import PublishError, Publisher
+    from citycache.publisher import PublishError, Publisher
 
-    publisher = Publisher(settings)
+    publisher = Publisher(settings, client_id="ops.cli")
     try:
         publisher.publish([events.Invalidation(code, committed_at=time.time())])
     except PublishError as exc:
@@ -93,60 +93,74 @@ def cmd_invalidate(settings: Settings, args) -> int:
     return 0
 
 
+def pipeline_state(settings: Settings):
+    """The pipeline's state as /health and /metrics read it (citycache.pipeline.snapshot)."""
+    from citycache import pipeline
+    from citycache.clients import pg_connect, redis_client
+
+    def query(work):
+        conn = pg_connect(settings, autocommit=True, application_name="ops.cli")
+        try:
+            return work(conn)
+        finally:
+            conn.close()
+
+    admin = pipeline.KafkaAdmin(settings)
+    try:
+        return pipeline.snapshot(settings, query=query, cache=redis_client(settings, timeout=2.0), admin=admin)
+    finally:
+        admin.close()
+
+
 def cmd_check(settings: Settings, args) -> int:
     from citycache.clients import pg_connect, redis_client
     from citycache.consistency import find_mismatches
-    from citycache.pipeline import consumer_lag, outbox_backlog
 
     conn = pg_connect(settings, autocommit=True, application_name="ops.cli")
     try:
         mismatches, checked = find_mismatches(redis_client(settings), conn)
-        backlog = outbox_backlog(conn)
     finally:
         conn.close()
     for mismatch in mismatches:
         print(mismatch.describe())
+    state = pipeline_state(settings)
     print(f"{checked} cached countries checked, {len(mismatches)} mismatch(es) between the cache and the "
-          f"database; outbox backlog {backlog}, consumer lag {sum(consumer_lag(settings).values())}")
+          f"database; outbox backlog {state.outbox_backlog}, consumer lag {state.total_lag}")
     return 1 if mismatches else 0
 
 
-def cmd_status(settings: Settings, args) -> int:
-    from citycache import heartbeat, pipeline
-    from citycache.clients import pg_connect, redis_client
-
-    state: dict = {}
-    try:
-        ages = heartbeat.ages(redis_client(settings))
-        state["workers"] = {w: {"up": age is not None, "age_s": age} for w, age in ages.items()}
-    except Exception as exc:
-        state["workers"] = {w: {"up": False, "error": str(exc)} for w in heartbeat.WORKERS}
-    try:
-        conn = pg_connect(settings, autocommit=True, application_name="ops.cli")
-        try:
-            state["outbox_backlog"] = pipeline.outbox_backlog(conn)
-        finally:
-            conn.close()
-    except Exception as exc:
-        state["outbox_backlog"], state["outbox_error"] = None, str(exc).strip()
-    try:
-        state["consumer_lag"] = pipeline.consumer_lag(settings)
-    except Exception as exc:
-        state["consumer_lag"], state["lag_error"] = None, f"{type(exc).__name__}: {exc}"
-    healthy = all(w["up"] for w in state["workers"].values()) and None not in (
-        state["outbox_backlog"], state["consumer_lag"])
-    if args.json:
-        print(json.dumps({**state, "healthy": healthy}))
+def status_lines(state) -> list[str]:
+    """One aligned line per component: name, up/DOWN (or a figure), and a short reason."""
+    lines = []
+    for worker, up in state.workers_up().items():
+        if up:
+            lines.append(f"{worker:14} {'up':7} heartbeat {state.workers[worker]:.1f} s ago")
+        else:
+            reason = f"heartbeats unreadable ({state.workers_error})" if state.workers is None else "no heartbeat"
+            lines.append(f"{worker:14} {'DOWN':7} {reason}")
+    if state.outbox_backlog is None:
+        lines.append(f"{'outbox':14} {'unknown':7} {state.outbox_error}")
     else:
-        for worker, w in state["workers"].items():
-            print(f"{worker:14} {'up' if w['up'] else 'DOWN':5} "
-                  + (f"heartbeat {w['age_s']:.1f} s ago" if w["up"] else w.get("error", "no heartbeat")))
-        print(f"{'outbox':14} {state['outbox_backlog'] if state['outbox_backlog'] is not None else 'unknown'} "
-              f"row(s) waiting for Kafka {state.get('outbox_error', '')}".rstrip())
-        lag = state["consumer_lag"]
-        print(f"{'consumer lag':14} " + (f"{sum(lag.values())} message(s) ("
-              + ", ".join(f"p{p}: {n}" for p, n in sorted(lag.items())) + ")" if lag is not None
-              else f"unknown {state['lag_error']}"))
+        lines.append(f"{'outbox':14} {state.outbox_backlog:<7} row(s) waiting for Kafka")
+    if state.consumer_lag is None:
+        lines.append(f"{'consumer lag':14} {'unknown':7} {state.lag_error}")
+    else:
+        parts = ", ".join(f"p{p}: {n}" for p, n in sorted(state.consumer_lag.items()))
+        lines.append(f"{'consumer lag':14} {state.total_lag:<7} message(s) ({parts})")
+    return lines
+
+
+def cmd_status(settings: Settings, args) -> int:
+    state = pipeline_state(settings)
+    healthy = all(state.workers_up().values()) and None not in (state.outbox_backlog, state.consumer_lag)
+    if args.json:
+        print(json.dumps({
+            "workers": {w: {"up": up, "age_s": (state.workers or {}).get(w)} for w, up in state.workers_up().items()},
+            "workers_error": state.workers_error,
+            "outbox_backlog": state.outbox_backlog, "outbox_error": state.outbox_error,
+            "consumer_lag": state.consumer_lag, "lag_error": state.lag_error, "healthy": healthy}))
+    else:
+        print("\n".join(status_lines(state)))
     return 0 if healthy else 1
 
 

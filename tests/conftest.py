@@ -2,41 +2,18 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
-from pathlib import Path
 
 import psycopg2
 import pytest
 import requests
 
-from bench.common import wait_for
 from citycache.clients import redis_client, s3_client
 from citycache.keys import cache_key
 from citycache.settings import get_settings
+from tests.support import ROOT, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 # User-assigned ISO 3166 codes (QM-QZ): never a real country, so tests own these rows outright.
 TEST_CODES = ("QQA", "QQB", "QQC", "QQD", "QQE", "QQF")
-
-
-def wait_until(condition, timeout: float = 10.0, message: str = "condition", interval: float = 0.02):
-    """Poll `condition()` until it returns something truthy; fail the test with `message` on timeout."""
-    try:
-        return wait_for(condition, timeout, message, interval)
-    except TimeoutError as exc:
-        pytest.fail(str(exc))
-
-
-def run_ops(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ROOT / "ops" / args[0]), *args[1:]], cwd=ROOT, check=True,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def supervisorctl(*args: str) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "supervisorctl"  # the venv's, beside the python running pytest
-    return subprocess.run([str(exe), "-c", str(ROOT / "supervisord.conf"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -185,30 +162,3 @@ def pytest_terminal_summary(terminalreporter):
     out = ROOT / "artifacts"
     out.mkdir(exist_ok=True)
     (out / "fault-times.json").write_text(json.dumps(_FAULT_TIMES, indent=2) + "\n")
-
-
-@pytest.fixture(autouse=True)
-def forget_killed_workers(settings):
-    """After each test, drop the heartbeats of worker processes on this host that no longer exist.
-
-    A kill -9 leaves its instance's key until the TTL runs out (20 s), rightly: a real dead worker
-    is only known by its silence. Tests kill on purpose, and the next test must not see a ghost.
-    """
-    yield
-    import os
-    import socket
-
-    from citycache.heartbeat import KEY_PREFIX
-
-    client = redis_client(settings)
-    try:
-        for key in client.scan_iter(match=f"{KEY_PREFIX}*:{socket.gethostname()}:*", count=100):
-            pid = int(key.rsplit(b":", 1)[1])
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                client.delete(key)
-    except Exception:  # Redis may be the service a test just stopped: nothing to clean then
-        pass
-    finally:
-        client.close()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Flask
 
-from citycache.logs import configure_logging
 from citycache.settings import get_settings
 
 
@@ -13,8 +12,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(SETTINGS=settings, JSON_SORT_KEYS=False)
     if test_config:
         app.config.update(test_config)
-    if not app.testing:
-        configure_logging("web", settings.log_level)
 
     from web import cities, docs, errors, health, images, metrics, page, request_id, resources
 

@@ -2,9 +2,12 @@
 from pathlib import Path
 
 from citycache import metrics
+from citycache.logs import logging_config
 from citycache.settings import get_settings
 
 _settings = get_settings()
+# Before any worker imports prometheus_client: every process of the API writes to this directory.
+_sample_dir = metrics.setup(_settings)
 
 bind = f"0.0.0.0:{_settings.http_port}"
 worker_class = "gthread"
@@ -19,23 +22,17 @@ accesslog = "-"
 errorlog = "-"
 # One JSON access line per request with fields, not a printf template (web/access_log.py).
 logger_class = "web.access_log.JsonAccessLogger"
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "citycache.logs.JsonFormatter", "component": "web"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
-    "root": {"level": _settings.log_level, "handlers": ["stdout"]},
-    "loggers": {
-        "gunicorn.error": {"level": _settings.log_level, "handlers": ["stdout"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
-    },
-}
+# The web program's logging, configured here once (the app factory leaves logging to its server).
+logconfig_dict = logging_config("web", _settings.log_level, extra_loggers={
+    "gunicorn.error": {"level": _settings.log_level, "handlers": ["stdout"], "propagate": False},
+    "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+})
 
 
 def on_starting(server) -> None:
     """Samples of processes gone since the last run would be summed forever: drop them (the
     workers' live files stay)."""
-    metrics.remove_dead_files()
+    metrics.remove_dead_files(_sample_dir)
 
 
 def child_exit(server, worker) -> None:

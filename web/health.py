@@ -12,11 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Blueprint, jsonify
 
 from citycache import heartbeat, pipeline
-from citycache.clients import kafka_admin
-from web.resources import Resources, get_resources
+from web.resources import CHECK_TIMEOUT_S, Resources, get_resources
 
 bp = Blueprint("health", __name__)
-CHECK_TIMEOUT_S = 3.0
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
 
 
@@ -29,11 +27,7 @@ def check_redis(r: Resources) -> None:
 
 
 def check_kafka(r: Resources) -> None:
-    admin = kafka_admin(r.settings, timeout_ms=int(CHECK_TIMEOUT_S * 1000))
-    try:
-        admin.describe_cluster()
-    finally:
-        admin.close()
+    r.kafka.call(lambda client: client.describe_cluster())
 
 
 def check_s3(r: Resources) -> None:
@@ -56,20 +50,12 @@ def _timed(check, resources: Resources) -> dict:
     return result
 
 
-def _workers(r: Resources) -> dict:
-    try:
-        ages = heartbeat.ages(r.cache.redis)
-    except Exception as exc:  # Redis down: no heartbeat can be read
-        return {w: {"status": "down", "error": f"heartbeats unreadable: {type(exc).__name__}"} for w in heartbeat.WORKERS}
+def _workers(state: pipeline.PipelineState) -> dict:
+    if state.workers is None:  # Redis down: no heartbeat can be read
+        return {w: {"status": "down", "error": f"heartbeats unreadable: {state.workers_error}"}
+                for w in heartbeat.WORKERS}
     return {w: {"status": "up", "age_s": age} if age is not None else
-            {"status": "down", "error": f"no heartbeat for {heartbeat.TTL_SECONDS} s"} for w, age in ages.items()}
-
-
-def _quietly(read):
-    try:
-        return read()
-    except Exception:  # reported as null: the check of that dependency names the problem
-        return None
+            {"status": "down", "error": f"no heartbeat for {heartbeat.TTL_SECONDS} s"} for w, age in state.workers.items()}
 
 
 @bp.get("/health/live")
@@ -82,26 +68,18 @@ def live():
 def health():
     r = get_resources()
     futures = {name: _pool.submit(_timed, check, r) for name, check in CHECKS.items()}
-    workers = _pool.submit(_workers, r)
-    backlog = _pool.submit(_quietly, lambda: r.query(pipeline.outbox_backlog))
-    lag = _pool.submit(_quietly, lambda: sum(pipeline.consumer_lag(r.settings, timeout_ms=2000).values()))
+    state = pipeline.snapshot(r.settings, query=r.query, cache=r.cache.redis, admin=r.kafka,
+                              timeout=CHECK_TIMEOUT_S + 2)
     checks = {}
     for name, future in futures.items():
         try:
             checks[name] = future.result(timeout=CHECK_TIMEOUT_S + 2)
         except TimeoutError:
             checks[name] = {"status": "down", "error": "check timed out"}
-    worker_states = _result(workers, {w: {"status": "down", "error": "check timed out"} for w in heartbeat.WORKERS})
+    workers = _workers(state)
     failing = [name for name, c in checks.items() if c["status"] != "up"]
-    failing += [name for name, w in worker_states.items() if w["status"] != "up"]
-    response = jsonify(status="down" if failing else "up", failing=failing, checks=checks, workers=worker_states,
-                       outbox_backlog=_result(backlog, None), consumer_lag=_result(lag, None))
+    failing += [name for name, w in workers.items() if w["status"] != "up"]
+    response = jsonify(status="down" if failing else "up", failing=failing, checks=checks, workers=workers,
+                       outbox_backlog=state.outbox_backlog, consumer_lag=state.total_lag)
     response.status_code = 503 if failing else 200
     return response
-
-
-def _result(future, default):
-    try:
-        return future.result(timeout=CHECK_TIMEOUT_S + 2)
-    except TimeoutError:
-        return default

@@ -9,8 +9,8 @@ from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
-from citycache import heartbeat, pipeline
-from citycache.metrics import HTTP_REQUESTS, HTTP_SECONDS, MULTIPROC_DIR
+from citycache import pipeline
+from citycache.metrics import HTTP_REQUESTS, HTTP_SECONDS, directory
 from web.resources import get_resources
 
 log = logging.getLogger(__name__)
@@ -25,35 +25,28 @@ class PipelineCollector:
 
     def collect(self):
         r = self.resources
-        yield from self._one("citycache_outbox_backlog", "Outbox rows waiting for Kafka",
-                             lambda: r.query(pipeline.outbox_backlog))
-        yield from self._one("citycache_consumer_lag", "Messages the cleaners' group has not committed",
-                             lambda: sum(pipeline.consumer_lag(r.settings, timeout_ms=2000).values()))
+        state = pipeline.snapshot(r.settings, query=r.query, cache=r.cache.redis, admin=r.kafka)
+        for name, documentation, value, error in (
+                ("citycache_outbox_backlog", "Outbox rows waiting for Kafka", state.outbox_backlog, state.outbox_error),
+                ("citycache_consumer_lag", "Messages the cleaners' group has not committed", state.total_lag,
+                 state.lag_error)):
+            if value is None:  # a dependency that is down leaves its gauge out of this scrape
+                log.info("pipeline gauge not read", extra={"metric": name, "error": error})
+            else:
+                yield GaugeMetricFamily(name, documentation, value=value)
         ages = GaugeMetricFamily("citycache_worker_heartbeat_age_seconds",
                                  "Seconds since each worker's last heartbeat (absent: no heartbeat)",
                                  labels=["worker"])
-        try:
-            for worker, age in heartbeat.ages(r.cache.redis).items():
-                if age is not None:
-                    ages.add_metric([worker], age)
-        except Exception as exc:  # Redis down: the family stays empty
-            log.info("heartbeats not read for metrics", extra={"error": str(exc)})
+        for worker, age in (state.workers or {}).items():
+            if age is not None:
+                ages.add_metric([worker], age)
         yield ages
-
-    @staticmethod
-    def _one(name: str, documentation: str, read):
-        try:
-            value = read()
-        except Exception as exc:  # a dependency that is down leaves its gauge out of this scrape
-            log.info("pipeline gauge not read", extra={"metric": name, "error": f"{type(exc).__name__}: {exc}"})
-            return
-        yield GaugeMetricFamily(name, documentation, value=value)
 
 
 @bp.get("/metrics")
 def metrics():
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=MULTIPROC_DIR)
+    multiprocess.MultiProcessCollector(registry, path=directory())
     registry.register(PipelineCollector(get_resources()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 

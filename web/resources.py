@@ -14,10 +14,13 @@ from citycache.cache import CityCache
 from citycache.clients import redis_client, s3_client
 from citycache.metrics import DB_QUERY_SECONDS
 from citycache.near_cache import NearCache
+from citycache.pipeline import KafkaAdmin
 from citycache.settings import Settings
 from citycache.tracking import InvalidationListener
 
 log = logging.getLogger(__name__)
+# How long a health check or a pipeline read may wait for a dependency.
+CHECK_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Resources:
     pg_pool: ThreadedConnectionPool
     cache: CityCache
     s3: Minio
+    kafka: KafkaAdmin  # for /health and /metrics: one connection per process, not one per request
     near: NearCache | None = None
     listener: InvalidationListener | None = None
 
@@ -76,6 +80,7 @@ def init_app(app: Flask) -> None:
         pg_pool=pool,
         cache=CityCache(redis_client(settings), settings.cache_ttl_seconds),
         s3=s3_client(settings, pool_size=settings.web_threads),
+        kafka=KafkaAdmin(settings, timeout_ms=int(CHECK_TIMEOUT_S * 1000)),
         near=near,
         listener=InvalidationListener(settings.redis_url, near) if near is not None else None,
     )

@@ -14,13 +14,14 @@ import redis
 from kafka import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 
-from citycache import cache, events
+from citycache import cache, events, metrics, timing
+from citycache.backoff import Backoff
 from citycache.clients import ensure_topic, kafka_consumer, redis_client
 from citycache.heartbeat import Heartbeat
 from citycache.logs import configure_logging
 from citycache.metrics import APPLIED, BAD_EVENTS, COMMIT_TO_DEL
 from citycache.settings import Settings, get_settings
-from citycache.shutdown import Backoff, Shutdown
+from citycache.shutdown import Shutdown
 
 log = logging.getLogger("kafka_cleaner")
 
@@ -90,7 +91,7 @@ class KafkaCleaner:
         self.heartbeat = Heartbeat(redis_client(settings, timeout=1.0), "kafka_cleaner")
 
     def connect(self):
-        backoff = Backoff(base=0.5, cap=10.0)
+        backoff = Backoff(base=0.5, cap=timing.RECONNECT_CAP_SECONDS)
         while not self.shutdown.requested:
             self.heartbeat.beat()
             try:
@@ -102,7 +103,7 @@ class KafkaCleaner:
             except (KafkaError, OSError) as exc:
                 delay = backoff.next()
                 log.warning("kafka unavailable, retrying", extra={"error": str(exc), "retry_in_s": delay})
-                self.shutdown.sleep(delay)
+                self.shutdown.sleep(delay, every=timing.BEAT_SECONDS, tick=self.heartbeat.beat)
         return None
 
     def run(self) -> None:
@@ -146,7 +147,7 @@ class KafkaCleaner:
                 delay = backoff.next()
                 log.warning("redis unavailable, batch kept for retry",
                             extra={"error": str(exc), "retry_in_s": delay})
-                self.shutdown.sleep(delay)
+                self.shutdown.sleep(delay, every=timing.BEAT_SECONDS, tick=self.heartbeat.beat)
 
     @staticmethod
     def commit(consumer) -> None:
@@ -160,6 +161,7 @@ class KafkaCleaner:
 def main() -> None:
     settings = get_settings()
     configure_logging("kafka_cleaner", settings.log_level)
+    metrics.setup(settings)
     KafkaCleaner(settings, Shutdown().install()).run()
 
 

@@ -12,15 +12,16 @@ import time
 
 import psycopg2
 
-from citycache import outbox
+from citycache import metrics, outbox, timing
 from citycache.clients import pg_connect, redis_client
 from citycache.events import CHANNEL, BadEvent, parse_code
 from citycache.heartbeat import Heartbeat
+from citycache.backoff import Backoff
 from citycache.logs import configure_logging
 from citycache.metrics import BAD_EVENTS, PUBLISHED
+from citycache.publisher import PublishError, Publisher
 from citycache.settings import Settings, get_settings
-from citycache.shutdown import Backoff, Shutdown
-from workers.publisher import PublishError, Publisher
+from citycache.shutdown import Shutdown
 
 log = logging.getLogger("pg_listener")
 
@@ -35,12 +36,12 @@ class PgListener:
         self.settings = settings
         self.shutdown = shutdown
         self.publisher = publisher
-        self.kafka_backoff = Backoff(base=0.5, cap=10.0)
+        self.kafka_backoff = Backoff(base=0.5, cap=timing.RECONNECT_CAP_SECONDS)
         self.heartbeat = Heartbeat(redis_client(settings, timeout=1.0), "pg_listener")
 
     def run(self) -> None:
         """Outer loop: (re)connect and LISTEN, serve until asked to stop; back off while Postgres is away."""
-        pg_backoff = Backoff(base=0.2, cap=10.0)
+        pg_backoff = Backoff(base=0.2, cap=timing.RECONNECT_CAP_SECONDS)
         while not self.shutdown.requested:
             self.heartbeat.beat()
             conn = None
@@ -55,7 +56,7 @@ class PgListener:
                 delay = pg_backoff.next()
                 log.warning("postgres unavailable, reconnecting",
                             extra={"error": str(exc).strip(), "retry_in_s": delay})
-                self.shutdown.sleep(delay)
+                self.shutdown.sleep(delay, every=timing.BEAT_SECONDS, tick=self.heartbeat.beat)
             finally:
                 if conn is not None:
                     conn.close()
@@ -80,7 +81,8 @@ class PgListener:
             # then already moved it into conn.notifies and the socket stays quiet, so don't wait.
             if conn.notifies:
                 wait = 0.0
-            ready, _, _ = select.select([conn, self.shutdown], [], [], wait)
+            # Waits are sliced so that a long Kafka backoff still beats (citycache/timing.py).
+            ready, _, _ = select.select([conn, self.shutdown], [], [], min(wait, timing.BEAT_SECONDS))
             if self.shutdown in ready:
                 self.shutdown.clear_wakeups()
             if conn in ready:
@@ -138,8 +140,12 @@ class PgListener:
 def main() -> None:
     settings = get_settings()
     configure_logging("pg_listener", settings.log_level)
+    metrics.setup(settings)
     shutdown = Shutdown().install()
-    PgListener(settings, shutdown, Publisher(settings, should_stop=lambda: shutdown.requested)).run()
+    publisher = Publisher(settings, client_id="pg_listener", should_stop=lambda: shutdown.requested)
+    listener = PgListener(settings, shutdown, publisher)
+    publisher.while_waiting = listener.heartbeat.beat
+    listener.run()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from citycache.keys import cache_key
-from tests.conftest import ROOT, supervisorctl, wait_until
+from tests.support import ROOT, start_program, stop_program, wait_until
 
 COMMANDS = ("load", "upload-image", "invalidate", "check", "status")
 
@@ -26,10 +26,35 @@ def test_every_command_has_help(command):
         assert all(name in result.stdout for name in COMMANDS)
 
 
-def test_load_is_idempotent_on_a_loaded_database(base_url):
-    result = cli("load", "--skip-images")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "already has rows" in result.stdout
+# Every row with its version (xmin): a load that rewrote rows, even with the same values, changes it.
+TABLE_FINGERPRINT = ("SELECT count(*), md5(string_agg(concat_ws('|', xmin, id, name, countrycode, district, population),"
+                     " ',' ORDER BY id)) FROM city")
+
+
+def test_load_is_idempotent_on_a_loaded_database(base_url, db):
+    """A second load changes no row and fires no trigger (checked with pg_listener stopped: every
+    trigger firing would leave its outbox row waiting)."""
+    with db.cursor() as cur:
+        cur.execute(TABLE_FINGERPRINT)
+        before = cur.fetchone()
+    stop_program("pg_listener")
+    try:
+        outbox_before = outbox_rows(db)
+        result = cli("load", "--skip-images")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "already has rows" in result.stdout
+        assert outbox_rows(db) == outbox_before
+    finally:
+        start_program("pg_listener")
+    with db.cursor() as cur:
+        cur.execute(TABLE_FINGERPRINT)
+        assert cur.fetchone() == before, "the rows of city changed"
+
+
+def outbox_rows(db) -> int:
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM city_outbox")
+        return cur.fetchone()[0]
 
 
 def test_upload_image_then_the_api_serves_it(base_url, http, s3, settings, tmp_path):
@@ -90,10 +115,10 @@ def test_status_shows_heartbeats_backlog_and_lag(base_url):
 
 
 def test_status_exits_1_naming_a_stopped_worker(base_url):
-    supervisorctl("stop", "kafka_cleaner")
+    stop_program("kafka_cleaner")
     try:
         result = cli("status", "--json")
         assert result.returncode == 1
         assert json.loads(result.stdout)["workers"]["kafka_cleaner"]["up"] is False
     finally:
-        supervisorctl("start", "kafka_cleaner")
+        start_program("kafka_cleaner")

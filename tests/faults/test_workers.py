@@ -6,7 +6,7 @@ from kafka import KafkaProducer
 
 from citycache import events
 from citycache.keys import cache_key
-from tests.conftest import supervisorctl, wait_until
+from tests.support import start_program, stop_program, supervisorctl, wait_until
 
 PROGRAMS = ("web", "pg_listener", "kafka_cleaner")
 
@@ -33,7 +33,7 @@ def test_stop_is_clean_and_quick_then_start_works(base_url, program, app_log):
         assert program_states()[program] == "STOPPED"
         assert f'"component": "{program}", "logger": "{program}", "msg": "stopped"' in app_log()
     finally:
-        assert supervisorctl("start", program).returncode == 0
+        start_program(program)
     assert program_states()[program] == "RUNNING"
 
 
@@ -41,14 +41,14 @@ def test_changes_made_while_pg_listener_was_stopped_are_not_lost(base_url, http,
     test_cities("QQA", ("Alpha", 1))
     http.get(f"{base_url}/cities/QQA")
     assert redis.exists(cache_key("QQA"))
-    supervisorctl("stop", "pg_listener")
+    stop_program("pg_listener")
     try:
         with db.cursor() as cur:
             cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQA'")
         # Nobody listened at commit: the NOTIFY is gone, but the outbox row waits.
         assert redis.exists(cache_key("QQA"))
     finally:
-        supervisorctl("start", "pg_listener")
+        start_program("pg_listener")
     wait_until(lambda: not redis.exists(cache_key("QQA")), timeout=15, message="the outbox drained on start")
 
 

@@ -4,17 +4,14 @@ an invalidation that races a fill cancels the fill, and lost contact with Redis 
 The first tests drive a NearCache and its listener in this process against the real Redis, to force
 the interleavings; the others go through the running API, whose processes have it on by default.
 """
-import os
-
 import pytest
 import redis as redis_lib
-from prometheus_client.parser import text_string_to_metric_families
 
-from citycache.cities import Cities, render_cities
 from citycache.keys import cache_key
 from citycache.near_cache import NearCache
-from citycache.tracking import NAME_PREFIX, InvalidationListener
-from tests.conftest import run_ops, wait_until
+from citycache.tracking import InvalidationListener
+from tests.api_answers import expect, near_metric, tracking_clients, warm
+from tests.support import wait_until
 
 KEY = cache_key("QQF")
 
@@ -113,69 +110,7 @@ def test_flushdb_empties_it(near, redis, settings):
     wait_until(lambda: len(cache) == 0, message="the flush push")
 
 
-def test_memory_is_bounded_in_bytes_least_recently_used_first():
-    cache = NearCache(max_bytes=250)
-    cache.connected()
-    for key in ("a", "b"):
-        assert cache.fill(key, cache.ticket(key), key, 100)
-    cache.get("a")  # "b" is now the least recently used
-    assert cache.fill("c", cache.ticket("c"), "c", 100)
-    assert (cache.get("a"), cache.get("b"), cache.get("c")) == ("a", None, "c")
-    assert cache.bytes_held == 200
-    assert not cache.fill("huge", cache.ticket("huge"), "x", 251)  # larger than the whole budget
-    cache.lost()
-    assert cache.get("a") is None and cache.bytes_held == 0
-
-
-def test_cities_value_carries_its_etag_and_reads_without_it():
-    cities = Cities(b'[{"name":"A","population":1}]')
-    stored = cities.cached()
-    assert stored.startswith(cities.etag.encode()) and stored.endswith(cities.data)
-    again = Cities.from_cached(stored)
-    assert (again.data, again.etag) == (cities.data, cities.etag)
-    legacy = Cities.from_cached(cities.data)  # a value written before the ETag was stored
-    assert (legacy.data, legacy.etag) == (cities.data, cities.etag)
-    assert again.body("cache") == b'{"source":"cache","data":[{"name":"A","population":1}]}'
-
-
 # --- through the running API ------------------------------------------------------------------------
-
-def answers(http, base_url, code: str, n: int = 12) -> set[bytes]:
-    """The data of n answers on new connections, so both gunicorn processes serve some."""
-    out = set()
-    for _ in range(n):
-        response = http.get(f"{base_url}/cities/{code}", headers={"Connection": "close"})
-        assert response.status_code == 200
-        out.add(response.content.split(b'"data":', 1)[1])
-    return out
-
-
-def expect(http, base_url, code: str, rows: list[tuple[str, int]]) -> None:
-    """Every process answers `rows` from now on (awaited: the push takes a moment)."""
-    want = {render_cities(rows) + b"}"}
-    wait_until(lambda: answers(http, base_url, code) == want, timeout=15, message=f"{code} to be fresh everywhere")
-    assert answers(http, base_url, code, n=20) == want
-
-
-def near_metric(http, base_url, name: str, **labels) -> float:
-    text = http.get(f"{base_url}/metrics", timeout=15).text
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == name and sample.labels == labels)
-
-
-def tracking_clients(redis) -> dict[str, int]:
-    """The API processes' tracking connections (not a listener of this test process)."""
-    return {c["name"]: int(c["id"]) for c in redis.client_list()
-            if c.get("name", "").startswith(NAME_PREFIX) and c["name"] != f"{NAME_PREFIX}{os.getpid()}"}
-
-
-def warm(http, base_url, *codes: str) -> None:
-    """Fill every process' near cache (several answers each, so hits show in the metrics)."""
-    before = near_metric(http, base_url, "citycache_near_cache_lookups_total", result="hit")
-    for code in codes:
-        answers(http, base_url, code, n=20)
-    assert near_metric(http, base_url, "citycache_near_cache_lookups_total", result="hit") > before
-
 
 def test_the_api_serves_hits_from_memory_and_drops_them_on_a_write(base_url, http, db, test_cities):
     test_cities("QQA", ("Alpha", 1))
@@ -208,17 +143,3 @@ def test_the_api_survives_its_tracking_connections_being_killed(base_url, http, 
     expect(http, base_url, "QQA", [("Alpha", 3)])
     wait_until(lambda: set(tracking_clients(redis).values()) - set(killed.values()), message="tracking back")
     assert near_metric(http, base_url, "citycache_near_cache_lost_total") >= lost_before + len(killed)
-
-
-@pytest.mark.slow
-def test_the_api_is_fresh_after_a_redis_restart(base_url, http, db, redis, test_cities, pipeline_flows):
-    test_cities("QQA", ("Alpha", 1))
-    warm(http, base_url, "QQA")
-    run_ops("services.sh", "stop", "redis")
-    try:
-        with db.cursor() as cur:  # committed while Redis is away: its DEL will find nothing to delete
-            cur.execute("UPDATE city SET population = 4 WHERE countrycode = 'QQA'")
-    finally:
-        run_ops("services.sh", "start", "redis")
-    pipeline_flows()
-    expect(http, base_url, "QQA", [("Alpha", 4)])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = [str(Path(sys.executable).parent / "gunicorn"), "--check-config", "--config", "web/gunicorn.conf.py",
             "web:create_app()"]
 PROGRAMS = {

@@ -25,7 +25,7 @@ from packaging.requirements import Requirement
 
 from citycache.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 SUPERVISORD_CONF = ROOT / "supervisord.conf"

@@ -1,10 +1,8 @@
 """The guarantees of DESIGN.md section 4 that are not fault scenarios, each against the real services."""
-import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 import requests
@@ -13,7 +11,7 @@ from citycache.cache import CityCache
 from citycache.cities import CITIES_SQL, fetch_cities, render_cities
 from citycache.keys import cache_key, lease_key
 from tests.burst import WriteBurst
-from tests.conftest import ROOT, wait_until
+from tests.support import ROOT, wait_until
 
 
 def test_no_stale_set_after_an_invalidation_went_by(settings, redis, db, test_cities):
@@ -123,63 +121,3 @@ def _backlog(conn) -> int:
     from citycache.pipeline import outbox_backlog
 
     return outbox_backlog(conn)
-
-
-@pytest.mark.parametrize("worker, ready", [("pg_listener", "listening"), ("kafka_cleaner", "partitions assigned")])
-def test_sigterm_ends_a_worker_within_5_seconds(worker, ready, settings):
-    env = dict(os.environ, KAFKA_CONSUMER_GROUP="sigterm-test")  # keep the real group undisturbed
-    process = subprocess.Popen([sys.executable, "-m", f"workers.{worker}"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    try:
-        deadline = time.monotonic() + 30
-        for line in process.stdout:
-            lines.append(line)
-            if f'"msg": "{ready}"' in line or time.monotonic() > deadline:
-                break
-        assert any(f'"msg": "{ready}"' in line for line in lines), "".join(lines)
-        sent = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        rest, _ = process.communicate(timeout=5)  # the alarm: a hung shutdown fails, it does not hang
-        assert process.returncode == 0
-        assert time.monotonic() - sent < 5
-        assert '"msg": "stopped"' in rest
-    finally:
-        if process.poll() is None:
-            process.kill()
-
-
-def test_sigterm_while_redis_is_unavailable_abandons_the_batch_uncommitted(settings, redis):
-    """The cleaner holds a batch it cannot apply: SIGTERM ends it promptly without committing."""
-    from kafka import KafkaProducer
-
-    from citycache import events
-
-    group = f"sigterm-redis-{time.time_ns()}"
-    env = dict(os.environ, KAFKA_CONSUMER_GROUP=group, REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens
-    process = subprocess.Popen([sys.executable, "-m", "workers.kafka_cleaner"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-        producer.send(events.TOPIC, key=b"QQA", value=events.encode(events.Invalidation("QQA")))
-        producer.flush(timeout=10)
-        producer.close()
-        for line in process.stdout:
-            if '"msg": "redis unavailable, batch kept for retry"' in line:
-                break
-        sent = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        rest, _ = process.communicate(timeout=5)
-        assert time.monotonic() - sent < 5
-        assert '"msg": "stopping with the batch uncommitted; it will be redelivered"' in rest
-    finally:
-        if process.poll() is None:
-            process.kill()
-    from citycache.clients import kafka_admin
-
-    admin = kafka_admin(settings)
-    try:
-        committed = admin.list_group_offsets(group).get(group, {})
-    finally:
-        admin.close()
-    assert all(offset.offset <= 0 for offset in committed.values())  # nothing committed past the batch

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from kafka.errors import KafkaError
 
-from citycache import events
+from citycache import events, timing
 from citycache.clients import ensure_topic, kafka_producer
 from citycache.settings import Settings
 
@@ -19,11 +19,14 @@ class PublishError(Exception):
 
 
 class Publisher:
-    def __init__(self, settings: Settings, should_stop: Callable[[], bool] = lambda: False,
-                 ack_timeout: float = 10.0) -> None:
+    def __init__(self, settings: Settings, *, client_id: str, should_stop: Callable[[], bool] = lambda: False,
+                 while_waiting: Callable[[], None] = lambda: None,
+                 ack_timeout: float = timing.KAFKA_ACK_TIMEOUT_SECONDS) -> None:
         self.settings = settings
+        self.client_id = client_id
         self.should_stop = should_stop
         self.ack_timeout = ack_timeout
+        self.while_waiting = while_waiting  # called between the slices of a wait (a heartbeat)
         self._producer = None
         self._topic_ready = False
 
@@ -32,7 +35,7 @@ class Publisher:
             ensure_topic(self.settings)
             self._topic_ready = True
         if self._producer is None:
-            self._producer = kafka_producer(self.settings)
+            self._producer = kafka_producer(self.settings, client_id=self.client_id)
             log.info("kafka producer ready", extra={"bootstrap": self.settings.kafka_bootstrap_servers})
         return self._producer
 
@@ -61,6 +64,7 @@ class Publisher:
                 if time.monotonic() > deadline:
                     raise PublishError(f"no acknowledgement from Kafka within {self.ack_timeout:.0f} s")
                 producer.flush(timeout=0.25)
+                self.while_waiting()
             future.get(timeout=0)  # raises the delivery error, if any
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import supervisorctl
+from tests.support import supervisorctl
 
 SIZE = 1 << 30
 BLOCK = os.urandom(1 << 20)

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 from citycache.keys import cache_key
 

@@ -14,9 +14,9 @@ import pytest
 
 from citycache.clients import pg_connect, redis_client
 from citycache.consistency import find_mismatches
-from citycache.pipeline import consumer_lag, outbox_backlog
+from citycache.pipeline import KafkaAdmin, consumer_lag, outbox_backlog
 from tests.burst import WriteBurst
-from tests.conftest import ROOT, run_ops, supervisorctl, wait_until
+from tests.support import ROOT, program_pid, program_state, start_program, start_service, stop_program, stop_service, wait_until
 
 pytestmark = pytest.mark.slow
 # Keyed by code, these land on every partition of the 3-partition topic (checked below), so every
@@ -38,11 +38,12 @@ def seeded(test_cities):
 
 
 def quiet(settings) -> bool:
-    conn = pg_connect(settings, autocommit=True)
+    conn, admin = pg_connect(settings, autocommit=True), KafkaAdmin(settings)
     try:
-        return outbox_backlog(conn) == 0 and sum(consumer_lag(settings).values()) == 0
+        return outbox_backlog(conn) == 0 and sum(consumer_lag(admin, settings.kafka_consumer_group).values()) == 0
     finally:
         conn.close()
+        admin.close()
 
 
 def assert_consistent(settings, scenario: str, recovered_at: float, fault_times: dict) -> None:
@@ -63,17 +64,21 @@ def assert_consistent(settings, scenario: str, recovered_at: float, fault_times:
     assert not mismatches, "\n".join(m.describe() for m in mismatches)
 
 
-def program_pid(program: str) -> int:
-    return int(supervisorctl("pid", program).stdout.strip())
-
-
 def kill_program(program: str) -> None:
     """kill -9; supervisord (autorestart=true) brings it back, awaited."""
     pid = program_pid(program)
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: supervisorctl("pid", program).stdout.strip() not in ("", "0", str(pid))
-               and "RUNNING" in supervisorctl("status", program).stdout,
+    wait_until(lambda: not _alive(pid), timeout=10, message=f"{program} (pid {pid}) to die")
+    wait_until(lambda: program_state(program) == "RUNNING" and program_pid(program) != pid,
                timeout=30, message=f"supervisord to restart {program}", interval=0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def run_burst(settings, base_url, fault, recover, scenario, fault_times, *, during_fault_committed=True):
@@ -105,19 +110,19 @@ def test_kill_kafka_cleaner_during_a_burst(settings, base_url, seeded, fault_tim
 
 
 def test_pg_listener_stopped_while_writes_commit(settings, base_url, seeded, fault_times):
-    run_burst(settings, base_url, lambda: supervisorctl("stop", "pg_listener"),
-              lambda: supervisorctl("start", "pg_listener"), "pg_listener stopped, then started", fault_times)
+    run_burst(settings, base_url, lambda: stop_program("pg_listener"),
+              lambda: start_program("pg_listener"), "pg_listener stopped, then started", fault_times)
 
 
 def test_kafka_stopped_during_writes(settings, base_url, seeded, fault_times, pipeline_flows):
-    run_burst(settings, base_url, lambda: run_ops("services.sh", "stop", "kafka"),
-              lambda: run_ops("services.sh", "start", "kafka"), "Kafka stopped, then started", fault_times)
+    run_burst(settings, base_url, lambda: stop_service("kafka"),
+              lambda: start_service("kafka"), "Kafka stopped, then started", fault_times)
     pipeline_flows()
 
 
 def test_redis_stopped_while_invalidations_flow(settings, base_url, seeded, fault_times, pipeline_flows):
-    run_burst(settings, base_url, lambda: run_ops("services.sh", "stop", "redis"),
-              lambda: run_ops("services.sh", "start", "redis"), "Redis stopped, then started", fault_times)
+    run_burst(settings, base_url, lambda: stop_service("redis"),
+              lambda: start_service("redis"), "Redis stopped, then started", fault_times)
     pipeline_flows()
 
 
@@ -129,8 +134,8 @@ def test_redis_refusing_writes_while_invalidations_flow(settings, base_url, seed
 
 
 def test_postgres_restarted(settings, base_url, seeded, fault_times, pipeline_flows):
-    run_burst(settings, base_url, lambda: run_ops("services.sh", "stop", "postgres"),
-              lambda: run_ops("services.sh", "start", "postgres"), "Postgres stopped, then started",
+    run_burst(settings, base_url, lambda: stop_service("postgres"),
+              lambda: start_service("postgres"), "Postgres stopped, then started",
               fault_times, during_fault_committed=False)
     pipeline_flows()
 

@@ -3,8 +3,9 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from citycache import events
+from citycache.heartbeat import TTL_SECONDS
 from citycache.keys import cache_key
-from tests.conftest import wait_until
+from tests.support import start_program, stop_program, wait_until
 
 
 def scrape(http, base_url) -> dict[tuple, float]:
@@ -70,18 +71,31 @@ def test_bad_events_skipped_are_counted(base_url, http, settings):
                timeout=15, message="the bad event to be counted", interval=0.2)
 
 
-def test_pipeline_gauges_are_exposed(base_url, http):
-    samples = scrape(http, base_url)
-    assert value(samples, "citycache_outbox_backlog") >= 0 and ("citycache_outbox_backlog", ()) in samples
-    assert ("citycache_consumer_lag", ()) in samples
-    for worker in ("pg_listener", "kafka_cleaner"):
-        assert ("citycache_worker_heartbeat_age_seconds", (("worker", worker),)) in samples
+def test_pipeline_gauges_show_the_backlog_and_the_beats(base_url, http, db, test_cities):
+    """With pg_listener stopped, a write waits in the outbox, and the gauge counts exactly those rows."""
+    test_cities("QQD", ("Delta", 1))
+    stop_program("pg_listener")
+    try:
+        with db.cursor() as cur:
+            cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQD'")
+            cur.execute("SELECT count(*) FROM city_outbox")
+            (waiting,) = cur.fetchone()
+        samples = scrape(http, base_url)
+        assert waiting >= 1 and samples[("citycache_outbox_backlog", ())] == waiting
+        assert ("citycache_consumer_lag", ()) in samples
+        assert samples.get(("citycache_worker_heartbeat_age_seconds", (("worker", "kafka_cleaner"),))) < TTL_SECONDS
+        # A clean stop deletes the listener's beat: its series is absent, not stale.
+        assert ("citycache_worker_heartbeat_age_seconds", (("worker", "pg_listener"),)) not in samples
+    finally:
+        start_program("pg_listener")
+    wait_until(lambda: scrape(http, base_url).get(("citycache_outbox_backlog", ())) == 0, timeout=15,
+               message="the backlog gauge to fall to 0 once pg_listener drained the outbox", interval=0.2)
 
 
 def test_gunicorn_start_drops_dead_processes_files_and_keeps_the_workers(base_url, http, settings):
     from pathlib import Path
 
-    from tests.conftest import ROOT, supervisorctl
+    from tests.support import ROOT, supervisorctl
 
     directory = Path(settings.prometheus_multiproc_dir)
     directory = directory if directory.is_absolute() else ROOT / directory

@@ -1,7 +1,7 @@
 """A change to `city` by anyone (here: plain SQL) empties the matching cache key, end to end."""
 import subprocess
 
-from tests.conftest import ROOT, wait_until
+from tests.support import ROOT, wait_until
 
 
 def warm(http, base_url, code):

@@ -3,7 +3,7 @@ import pytest
 import requests
 
 from citycache.heartbeat import TTL_SECONDS, WORKERS
-from tests.conftest import run_ops, supervisorctl, wait_until
+from tests.support import start_program, start_service, stop_program, stop_service, wait_until
 
 DEPENDENCIES = ("postgres", "redis", "kafka", "s3")
 
@@ -42,7 +42,7 @@ def test_live_answers_without_checking_dependencies(base_url):
 
 def test_a_stopped_pg_listener_is_named_and_its_backlog_shows(base_url, db, test_cities):
     test_cities("QQD", ("Delta", 1))
-    supervisorctl("stop", "pg_listener")
+    stop_program("pg_listener")
     try:
         with db.cursor() as cur:
             cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQD'")
@@ -51,7 +51,7 @@ def test_a_stopped_pg_listener_is_named_and_its_backlog_shows(base_url, db, test
         assert body["workers"]["pg_listener"]["status"] == "down"
         assert body["outbox_backlog"] >= 1
     finally:
-        supervisorctl("start", "pg_listener")
+        start_program("pg_listener")
     body = health_when(base_url, lambda status, body: status == 200 and body["outbox_backlog"] == 0,
                        timeout=20, message="/health 200 with the outbox drained")
     assert body["workers"]["pg_listener"]["status"] == "up"
@@ -59,7 +59,7 @@ def test_a_stopped_pg_listener_is_named_and_its_backlog_shows(base_url, db, test
 
 def test_a_stopped_kafka_cleaner_is_named_and_its_lag_shows(base_url, db, test_cities):
     test_cities("QQD", ("Delta", 1))
-    supervisorctl("stop", "kafka_cleaner")
+    stop_program("kafka_cleaner")
     try:
         with db.cursor() as cur:
             cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQD'")
@@ -67,7 +67,7 @@ def test_a_stopped_kafka_cleaner_is_named_and_its_lag_shows(base_url, db, test_c
                            timeout=20, message="the consumer lag to show the unconsumed event")
         assert body["failing"] == ["kafka_cleaner"] and body["consumer_lag"] >= 1
     finally:
-        supervisorctl("start", "kafka_cleaner")
+        start_program("kafka_cleaner")
     health_when(base_url, lambda status, body: status == 200 and body["consumer_lag"] == 0,
                 timeout=30, message="/health 200 with no consumer lag")
 
@@ -75,7 +75,7 @@ def test_a_stopped_kafka_cleaner_is_named_and_its_lag_shows(base_url, db, test_c
 @pytest.mark.slow
 @pytest.mark.parametrize("service", DEPENDENCIES)
 def test_one_service_down_is_503_naming_it(base_url, service, pipeline_flows):
-    run_ops("services.sh", "stop", service)
+    stop_service(service)
     try:
         body = health_when(base_url, lambda status, body: status == 503, timeout=20,
                            message=f"/health to notice {service} is down")
@@ -84,7 +84,7 @@ def test_one_service_down_is_503_naming_it(base_url, service, pipeline_flows):
         assert down == [service]
         assert body["checks"][service]["error"]
     finally:
-        run_ops("services.sh", "start", service)
+        start_service(service)
     wait_until(lambda: health(base_url)[0] == 200, timeout=60, message=f"/health 200 after {service} restarted",
                interval=0.5)
     pipeline_flows()  # the workers recovered too, so later tests start from a working pipeline

@@ -4,23 +4,36 @@ from __future__ import annotations
 import threading
 import time
 
+import redis
+from redis.cluster import RedisCluster
+
 from citycache.clients import redis_client
 from citycache.keys import code_from_cache_key, cache_key
 from citycache.settings import get_settings
 
 
 class DelWatch:
-    """Records (t, code) for every DEL of cities_<code> matching `pattern_code` (a glob like 'QZ*')."""
+    """Records (t, code) for every DEL of cities_<code> matching `pattern_code` (a glob like 'QZ*').
+
+    Keyspace notifications are local to a node: in a Redis Cluster every primary is watched."""
 
     def __init__(self, pattern_code: str) -> None:
         self.redis = redis_client(get_settings(), timeout=10)
-        self.db = self.redis.connection_pool.connection_kwargs.get("db", 0)
-        self.previous = self.redis.config_get("notify-keyspace-events")["notify-keyspace-events"]
-        # K: keyspace channel, g: generic commands (DEL among them). Restored on stop().
-        self.redis.config_set("notify-keyspace-events", "Kg")
-        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        if isinstance(self.redis, RedisCluster):
+            self.nodes = [redis.Redis(host=n.host, port=n.port, socket_timeout=10) for n in self.redis.get_primaries()]
+            self.db = 0
+        else:
+            self.nodes = [self.redis]
+            self.db = self.redis.connection_pool.connection_kwargs.get("db", 0)
+        self.previous = [node.config_get("notify-keyspace-events")["notify-keyspace-events"] for node in self.nodes]
         self.prefix = f"__keyspace@{self.db}__:"
-        self.pubsub.psubscribe(self.prefix + cache_key(pattern_code))
+        self.pubsubs = []
+        for node in self.nodes:
+            # K: keyspace channel, g: generic commands (DEL among them). Restored on stop().
+            node.config_set("notify-keyspace-events", "Kg")
+            pubsub = node.pubsub(ignore_subscribe_messages=True)
+            pubsub.psubscribe(self.prefix + cache_key(pattern_code))
+            self.pubsubs.append(pubsub)
         self.dels: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="del-watch", daemon=True)
@@ -30,16 +43,27 @@ class DelWatch:
         return self
 
     def _run(self) -> None:
+        single = len(self.pubsubs) == 1
         while not self._stop.is_set():
-            message = self.pubsub.get_message(timeout=0.1)
-            if message and message["data"] == b"del":
-                now = time.time()
-                channel = message["channel"].decode()
-                self.dels.append((now, code_from_cache_key(channel[len(self.prefix):])))
+            got = False
+            for pubsub in self.pubsubs:
+                # One node: block on it. Several: look at each in turn (a message already buffered
+                # by redis-py would not make its socket readable, so no select() over them).
+                message = pubsub.get_message(timeout=0.1 if single else 0.0)
+                if message and message["data"] == b"del":
+                    got = True
+                    now = time.time()
+                    channel = message["channel"].decode()
+                    self.dels.append((now, code_from_cache_key(channel[len(self.prefix):])))
+            if not single and not got:
+                time.sleep(0.0005)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.pubsub.close()
-        self.redis.config_set("notify-keyspace-events", self.previous)
+        for pubsub, node, previous in zip(self.pubsubs, self.nodes, self.previous):
+            pubsub.close()
+            node.config_set("notify-keyspace-events", previous)
+            node.close()
         self.redis.close()
+

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 import redis
 
+from citycache.deletes import Deleter
 from citycache.keys import CACHE_KEY_PATTERN, LEASE_KEY_PATTERN, cache_key, lease_key
 
 log = logging.getLogger(__name__)
@@ -84,22 +85,24 @@ class CityCache:
             pause = min(pause * 2, 0.05)
 
 
-def invalidate(client: redis.Redis, codes: Iterable[str]) -> int:
-    """Delete the values and the leases of `codes` in one atomic DEL; returns how many keys existed."""
-    keys = [key for code in codes for key in (cache_key(code), lease_key(code))]
-    return client.delete(*keys) if keys else 0
+def invalidate(client: redis.Redis, codes: Iterable[str], deleter: Deleter | None = None) -> int:
+    """Delete the values and the leases of `codes` (each pair in one slot, one DEL); returns how
+    many keys existed. `deleter` decides how a delete counts as applied (see deletes.py)."""
+    groups = [[cache_key(code), lease_key(code)] for code in codes]
+    return (deleter or Deleter(client)).delete(groups)
 
 
-def invalidate_all(client: redis.Redis, batch: int = 500) -> int:
-    """Delete every cached country and every lease (after TRUNCATE)."""
+def invalidate_all(client: redis.Redis, batch: int = 500, deleter: Deleter | None = None) -> int:
+    """Delete every cached country and every lease (after TRUNCATE); in a cluster, on every primary."""
+    deleter = deleter or Deleter(client)
     deleted = 0
     for pattern in (CACHE_KEY_PATTERN, LEASE_KEY_PATTERN):
         keys = []
-        for key in client.scan_iter(match=pattern, count=batch):
+        for key in client.scan_iter(match=pattern, count=batch):  # a RedisCluster scans every primary
             keys.append(key)
             if len(keys) >= batch:
-                deleted += client.delete(*keys)
+                deleted += deleter.delete([[key] for key in keys])
                 keys = []
         if keys:
-            deleted += client.delete(*keys)
+            deleted += deleter.delete([[key] for key in keys])
     return deleted

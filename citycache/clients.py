@@ -4,12 +4,14 @@ from __future__ import annotations
 import psycopg2
 import redis
 import urllib3
+from redis.cluster import RedisCluster
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from minio import Minio
 
 from citycache import timing
+from citycache.deletes import Deleter
 from citycache.events import TOPIC
 from citycache.settings import Settings
 
@@ -26,11 +28,18 @@ def pg_connect(settings: Settings, *, autocommit: bool = False, application_name
     return conn
 
 
-def redis_client(settings: Settings, *, timeout: float = 2.0) -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
+def redis_client(settings: Settings, *, timeout: float = 2.0, url: str | None = None) -> redis.Redis:
+    """The cache; a RedisCluster (same commands, routed by slot) when REDIS_CLUSTER is set."""
+    kind = RedisCluster if settings.redis_cluster else redis.Redis
+    return kind.from_url(
+        url or settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
         health_check_interval=30,
     )
+
+
+def redis_deleter(settings: Settings, client: redis.Redis) -> Deleter:
+    """How the cleaner deletes: confirmed by REDIS_DELETE_REPLICAS replicas where there are any."""
+    return Deleter(client, settings.redis_delete_replicas, settings.redis_wait_timeout_ms)
 
 
 def _bootstrap(settings: Settings) -> list[str]:
@@ -50,6 +59,8 @@ def kafka_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
         bootstrap_servers=_bootstrap(settings),
         **RECONNECT_BACKOFF,
         acks="all",
+        # No duplicates or reordering from retries after a broker failover.
+        enable_idempotence=True,
         linger_ms=0,
         # send() blocks at most this long for metadata when Kafka is away (and a stop waits for it).
         max_block_ms=2000,
@@ -73,10 +84,12 @@ def kafka_consumer(settings: Settings) -> KafkaConsumer:
         enable_auto_commit=False,  # offsets are committed only after Redis acknowledged the deletes
         auto_offset_reset="earliest",
         max_poll_records=500,
-        # A cleaner that died hands its partitions to the others after 6 s (the broker's minimum),
-        # not the default 45 s.
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=2000,
+        # A cleaner that died hands its partitions to the others after the session (6 s, the
+        # broker's default minimum), not the default 45 s. A static member (group.instance.id)
+        # restarted within the session takes its partitions back without any rebalance.
+        group_instance_id=settings.kafka_group_instance_id or None,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 3),
         # A missed metadata update heals in 30 s instead of the default 5 minutes.
         metadata_max_age_ms=30000,
         **RECONNECT_BACKOFF,
@@ -94,7 +107,10 @@ def ensure_topic(settings: Settings) -> None:
     """Create the invalidation topic with its partitions if the broker does not have it yet."""
     admin = kafka_admin(settings, timeout_ms=int(timing.KAFKA_ADMIN_TIMEOUT_SECONDS * 1000))
     try:
-        admin.create_topics([NewTopic(TOPIC, settings.kafka_topic_partitions, 1)])
+        replicas = settings.kafka_replication_factor
+        # acks=all then means "on at least two brokers" once there are three: one may die.
+        configs = {"min.insync.replicas": str(max(1, replicas - 1))}
+        admin.create_topics([NewTopic(TOPIC, settings.kafka_topic_partitions, replicas, topic_configs=configs)])
     except TopicAlreadyExistsError:
         pass
     finally:

@@ -67,6 +67,14 @@ def ages(client: redis.Redis, now: float | None = None) -> dict[str, float | Non
     result: dict[str, float | None] = {}
     for worker in WORKERS:
         keys = list(client.scan_iter(match=_instances_pattern(worker), count=100))
-        beats = [float(value) for value in (client.mget(keys) if keys else []) if value is not None]
+        beats = [float(value) for value in _values(client, keys) if value is not None]
         result[worker] = round(max(0.0, now - max(beats)), 3) if beats else None
     return result
+
+
+def _values(client: redis.Redis, keys: list) -> list:
+    """MGET; in a Redis Cluster the instances' keys lie in different slots, so one node at a time."""
+    if not keys:
+        return []
+    many = getattr(client, "mget_nonatomic", None)
+    return many(keys) if many is not None else client.mget(keys)

@@ -7,8 +7,10 @@ CODE_RE = re.compile(r"[A-Z]{3}")
 CACHE_KEY_PREFIX = "cities_"
 CACHE_KEY_PATTERN = CACHE_KEY_PREFIX + "*"
 # A lease marks "one reader is filling this key"; an invalidation deletes it with the key (see cache.py).
-LEASE_KEY_PREFIX = "lease:" + CACHE_KEY_PREFIX
-LEASE_KEY_PATTERN = LEASE_KEY_PREFIX + "*"
+# Its hash tag is the whole cache key, so in a Redis Cluster both live in one slot (the Lua scripts
+# and the DEL touch both at once): `{cities_BGR}:lease` hashes exactly like `cities_BGR`.
+LEASE_KEY_FORMAT = "{%s}:lease"
+LEASE_KEY_PATTERN = LEASE_KEY_FORMAT % (CACHE_KEY_PREFIX + "*")
 
 
 class BadCode(ValueError):
@@ -28,7 +30,7 @@ def cache_key(code: str) -> str:
 
 
 def lease_key(code: str) -> str:
-    return LEASE_KEY_PREFIX + code
+    return LEASE_KEY_FORMAT % cache_key(code)
 
 
 def code_from_cache_key(key: str | bytes) -> str:

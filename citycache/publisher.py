@@ -5,7 +5,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from citycache import events, timing
 from citycache.clients import ensure_topic, kafka_producer
@@ -63,7 +63,12 @@ class Publisher:
                     raise PublishError("stopping: batch abandoned before Kafka acknowledged it")
                 if time.monotonic() > deadline:
                     raise PublishError(f"no acknowledgement from Kafka within {self.ack_timeout:.0f} s")
-                producer.flush(timeout=0.25)
+                try:
+                    producer.flush(timeout=0.25)
+                except KafkaTimeoutError:
+                    # Not all acknowledged within this slice (flush raises then): a leader moving
+                    # to another broker takes seconds, and the producer retries meanwhile.
+                    pass
                 self.while_waiting()
             future.get(timeout=0)  # raises the delivery error, if any
 

@@ -14,9 +14,25 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql://postgres:root@localhost:5432/tutorial"
     redis_url: str = "redis://localhost:6379/0"
+    # REDIS_URL names one node of a Redis Cluster (the client discovers the rest); db 0 only.
+    redis_cluster: bool = False
+    # A DEL counts as applied (and its Kafka offset is committed) only once this many replicas hold
+    # it (WAIT), wherever the primary has replicas: a failover then cannot bring back a stale value.
+    redis_delete_replicas: int = Field(default=1, ge=0)
+    redis_wait_timeout_ms: int = Field(default=1000, gt=0)
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_consumer_group: str = "kafka_cleaner"
     kafka_topic_partitions: int = Field(default=3, gt=0)
+    # Replicas of city_updates when the workers create it; with 3, min.insync.replicas is 2.
+    kafka_replication_factor: int = Field(default=1, gt=0)
+    # Brokers ops/services.sh starts locally (ports KAFKA_PORT + 2*i, controllers one above each).
+    kafka_brokers: int = Field(default=1, gt=0, le=9)
+    # Static membership: a cleaner restarted under the same id gets its partitions back at once,
+    # without a rebalance. Unique per running cleaner; empty = dynamic membership.
+    kafka_group_instance_id: str = Field(default="", max_length=249)
+    # How long the group waits for a silent cleaner before its partitions go to another one; the
+    # brokers' group.min.session.timeout.ms bounds it from below (6000 by default).
+    kafka_session_timeout_ms: int = Field(default=6000, ge=1000)
     s3_endpoint: str = "localhost:9000"
     s3_access_key: str = "cityadmin"
     s3_secret_key: str = "citysecret"
@@ -64,8 +80,10 @@ def shell_exports(settings: Settings) -> str:
         "PG_PASSWORD": pg.password or "",
         "PG_DATABASE": pg.path.lstrip("/") or "postgres",
         "REDIS_PORT": redis_url.port or 6379,
+        "REDIS_CLUSTER": "true" if settings.redis_cluster else "false",
         "KAFKA_HOST": kafka_host,
         "KAFKA_PORT": kafka_port,
+        "KAFKA_BROKERS": settings.kafka_brokers,
         "S3_HOST": s3_host,
         "S3_PORT": s3_port,
         "S3_ACCESS_KEY": settings.s3_access_key,

@@ -74,10 +74,12 @@ def cmd_invalidate(settings: Settings, args) -> int:
         return fail(str(exc))
     if args.direct:
         from citycache.cache import invalidate, invalidate_all
-        from citycache.clients import redis_client
+        from citycache.clients import redis_client, redis_deleter
 
         client = redis_client(settings)
-        deleted = invalidate_all(client) if code == events.ALL_CODES else invalidate(client, [code])
+        deleter = redis_deleter(settings, client)  # replicated like the cleaner's deletes
+        deleted = (invalidate_all(client, deleter=deleter) if code == events.ALL_CODES
+                   else invalidate(client, [code], deleter))
         print(f"deleted {deleted} key(s) for {code} directly in Redis")
         return 0
     from citycache.publisher import PublishError, Publisher

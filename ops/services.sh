@@ -124,6 +124,8 @@ svc_start() {
 svc_stop() {
   local svc=$1 pid
   if ! pid=$("${svc}_pid"); then
+    # A service of several nodes (a Redis or Kafka cluster) with one node down: stop the rest.
+    if declare -F "${svc}_any" >/dev/null && "${svc}_any"; then "${svc}_stop" ""; fi
     say "$svc: stopped"
     return
   fi
@@ -132,9 +134,9 @@ svc_stop() {
 }
 
 svc_kill() {
-  local svc=$1 pid
+  local svc=$1 pid one
   if pid=$("${svc}_pid"); then
-    kill_group "$pid"
+    for one in $pid; do kill_group "$one"; done
     say "$svc: killed (pid $pid)"
   else
     say "$svc: not running"

@@ -74,7 +74,12 @@ def init_app(app: Flask) -> None:
     # minconn=0: nothing connects at start, so the app comes up (and says 503) while Postgres is down.
     pool = ThreadedConnectionPool(
         0, settings.web_threads + 2, settings.database_url, connect_timeout=3, application_name="web")
-    near = NearCache(settings.near_cache_max_bytes) if settings.near_cache_enabled else None
+    # One tracking connection hears the keys of one node only: with a Redis Cluster the near cache
+    # would miss the pushes of the other primaries, so it stays off there (README, The near cache).
+    near_on = settings.near_cache_enabled and not settings.redis_cluster
+    if settings.near_cache_enabled and settings.redis_cluster:
+        log.info("near cache off: REDIS_CLUSTER is set and tracking covers one node only")
+    near = NearCache(settings.near_cache_max_bytes) if near_on else None
     app.extensions["city_cache"] = Resources(
         settings=settings,
         pg_pool=pool,

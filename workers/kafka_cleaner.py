@@ -16,7 +16,8 @@ from kafka.errors import CommitFailedError, KafkaError
 
 from citycache import cache, events, metrics, timing
 from citycache.backoff import Backoff
-from citycache.clients import ensure_topic, kafka_consumer, redis_client
+from citycache.clients import ensure_topic, kafka_consumer, redis_client, redis_deleter
+from citycache.deletes import Deleter
 from citycache.heartbeat import Heartbeat
 from citycache.logs import configure_logging
 from citycache.metrics import APPLIED, BAD_EVENTS, COMMIT_TO_DEL
@@ -60,10 +61,10 @@ def plan_batch(records) -> Plan:
     return plan
 
 
-def apply_plan(client: redis.Redis, plan: Plan) -> int:
-    deleted = cache.invalidate(client, plan.codes)
+def apply_plan(client: redis.Redis, plan: Plan, deleter: Deleter | None = None) -> int:
+    deleted = cache.invalidate(client, plan.codes, deleter)
     if plan.everything:
-        deleted += cache.invalidate_all(client)
+        deleted += cache.invalidate_all(client, deleter=deleter)
     return deleted
 
 
@@ -88,6 +89,7 @@ class KafkaCleaner:
         self.settings = settings
         self.shutdown = shutdown
         self.redis = redis_client(settings)
+        self.deleter = redis_deleter(settings, self.redis)
         self.heartbeat = Heartbeat(redis_client(settings, timeout=1.0), "kafka_cleaner")
 
     def connect(self):
@@ -98,7 +100,8 @@ class KafkaCleaner:
                 ensure_topic(self.settings)
                 consumer = kafka_consumer(self.settings)
                 consumer.subscribe([events.TOPIC], listener=LogRebalance())
-                log.info("consuming", extra={"topic": events.TOPIC, "group": self.settings.kafka_consumer_group})
+                log.info("consuming", extra={"topic": events.TOPIC, "group": self.settings.kafka_consumer_group,
+                                             "instance": self.settings.kafka_group_instance_id or None})
                 return consumer
             except (KafkaError, OSError) as exc:
                 delay = backoff.next()
@@ -132,10 +135,12 @@ class KafkaCleaner:
 
     def apply_until_done(self, plan: Plan) -> bool:
         """Retry the deletes until Redis acknowledges them; False if asked to stop first."""
-        backoff = Backoff(base=0.2, cap=5.0)
+        # Capped at 1 s: after a Redis Cluster failover the promoted replica serves within seconds,
+        # and a longer pause would only add to the time the cache stays stale.
+        backoff = Backoff(base=0.2, cap=1.0)
         while True:
             try:
-                deleted = apply_plan(self.redis, plan)
+                deleted = apply_plan(self.redis, plan, self.deleter)
                 record_applied(plan, time.time())
                 log.info("invalidated", extra={"codes": plan.codes[:20], "all": plan.everything,
                                                "deleted": deleted})

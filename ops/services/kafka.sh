@@ -1,42 +1,91 @@
 # shellcheck shell=bash
-# Kafka: one KRaft node that is broker and controller at once; the storage is formatted once and the
-# cluster id kept in $STATE_DIR/kafka/cluster.id. Sourced by ops/services.sh.
+# Kafka in KRaft mode, every node broker and controller at once. One node by default; with
+# KAFKA_BROKERS=3, three separate processes (node.id 1..3), each with its own ports (broker
+# KAFKA_PORT + 2*(id-1), its controller one above), log dir ($STATE_DIR/kafka/node-<id>/) and
+# pid, joined by controller.quorum.bootstrap.servers into one quorum. Internal topics are then
+# replicated 3 times with min.insync.replicas 2. The storage is formatted once; the cluster id is
+# kept in $STATE_DIR/kafka/cluster.id. Sourced by ops/services.sh.
 KAFKA_DIR=$STATE_DIR/kafka
 KAFKA_LIBS=$CACHE_HOME/kafka-$KAFKA_VERSION/libs
-KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
-
-kafka_pid() { pid_from_file "$KAFKA_DIR/kafka.pid" kafka; }
 
 KAFKA_JAVA_OPTS=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -cp "$KAFKA_LIBS/*")
+# Three brokers share two cores with everything else: smaller heaps each.
+((KAFKA_BROKERS > 1)) && KAFKA_JAVA_OPTS[0]=-Xms128m && KAFKA_JAVA_OPTS[1]=-Xmx384m
 
 kafka_java() { java "${KAFKA_JAVA_OPTS[@]}" "$@"; }
 
+kafka_nodes() { seq 1 "$KAFKA_BROKERS"; }
+kafka_port_of() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+kafka_controller_port_of() { echo $((KAFKA_PORT + 2 * ($1 - 1) + 1)); }
+# The single node keeps the layout it always had.
+kafka_node_dir() { if ((KAFKA_BROKERS == 1)); then echo "$KAFKA_DIR"; else echo "$KAFKA_DIR/node-$1"; fi; }
+
+kafka_node_pid() { pid_from_file "$(kafka_node_dir "$1")/kafka.pid" kafka; }
+
+# Every node's pid, space-separated; fails unless all of them run.
+kafka_pid() {
+  local node pid pids=()
+  for node in $(kafka_nodes); do
+    pid=$(kafka_node_pid "$node") || return 1
+    pids+=("$pid")
+  done
+  echo "${pids[*]}"
+}
+
+kafka_any() {
+  local node
+  for node in $(kafka_nodes); do kafka_node_pid "$node" >/dev/null && return 0; done
+  return 1
+}
+
+kafka_quorum() {
+  local node out=()
+  for node in $(kafka_nodes); do out+=("127.0.0.1:$(kafka_controller_port_of "$node")"); done
+  (IFS=,; echo "${out[*]}")
+}
+
 kafka_config() {
-  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT"
-  cat >"$KAFKA_DIR/server.properties" <<PROPS
+  local node=$1 dir port cport replicas min_isr
+  dir=$(kafka_node_dir "$node")
+  port=$(kafka_port_of "$node")
+  cport=$(kafka_controller_port_of "$node")
+  replicas=$((KAFKA_BROKERS < 3 ? KAFKA_BROKERS : 3))
+  min_isr=$((replicas > 1 ? replicas - 1 : 1))
+  local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+  cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+node.id=$node
+controller.quorum.bootstrap.servers=$(kafka_quorum)
 listeners=$listeners
 advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$KAFKA_DIR/data
+log.dirs=$dir/data
 auto.create.topics.enable=true
 num.partitions=3
-offsets.topic.replication.factor=1
+default.replication.factor=$replicas
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
 group.initial.rebalance.delay.ms=0
+# Lets KAFKA_SESSION_TIMEOUT_MS go below the 6 s default floor (a dead cleaner's partitions move sooner).
+group.min.session.timeout.ms=1000
 # After a kill the restarted broker cannot register until its old session expires (9 s by default).
 broker.heartbeat.interval.ms=1000
 broker.session.timeout.ms=4000
+# A controller that stops answering loses the leadership in about 2 s, not 4 s (the default).
+controller.quorum.fetch.timeout.ms=2000
+controller.quorum.election.timeout.ms=1000
 PROPS
+}
+
+kafka_log4j() {
   cat >"$KAFKA_DIR/log4j2.properties" <<'PROPS'
 status = warn
 appender.console.type = Console
@@ -52,43 +101,93 @@ logger.state-change.level = warn
 PROPS
 }
 
-# The controller's address is written into the storage at format time, so a formatted storage only
-# serves the ports it was formatted for.
+# A Kafka Uuid (22 base64url characters, not starting with '-'), without starting a JVM for it.
+kafka_uuid() {
+  "$PYTHON" -c "
+import base64, os
+while True:
+    u = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip('=')
+    if not u.startswith('-'): print(u); break"
+}
+
+# The controllers' addresses are written into the storage at format time, so a formatted storage
+# only serves the ports (and the node count) it was formatted for.
 kafka_format() {
-  local ports="$KAFKA_PORT $KAFKA_CONTROLLER_PORT"
-  if [[ -f $KAFKA_DIR/data/meta.properties ]]; then
-    [[ $(cat "$KAFKA_DIR/formatted-ports" 2>/dev/null) == "$ports" ]] ||
-      die "kafka: $KAFKA_DIR/data was formatted for ports $(cat "$KAFKA_DIR/formatted-ports" 2>/dev/null), not $ports; stop kafka and remove $KAFKA_DIR to start afresh"
+  local node=$1 dir ports
+  dir=$(kafka_node_dir "$node")
+  ports="$KAFKA_BROKERS $(kafka_port_of "$node") $(kafka_controller_port_of "$node")"
+  ((KAFKA_BROKERS == 1)) && ports="$(kafka_port_of 1) $(kafka_controller_port_of 1)"
+  if [[ -f $dir/data/meta.properties ]]; then
+    [[ $(cat "$dir/formatted-ports" 2>/dev/null) == "$ports" ]] ||
+      die "kafka: $dir/data was formatted for ports $(cat "$dir/formatted-ports" 2>/dev/null), not $ports; stop kafka and remove $KAFKA_DIR to start afresh"
     return
   fi
-  if ! grep -Eqx '[A-Za-z0-9_-]{22}' "$KAFKA_DIR/cluster.id" 2>/dev/null; then
-    # The tool logs to stdout too: the id is its last line.
-    kafka_java kafka.tools.StorageTool random-uuid | tail -n 1 >"$KAFKA_DIR/cluster.id"
-  fi
-  kafka_java kafka.tools.StorageTool format --standalone --ignore-formatted -t "$(cat "$KAFKA_DIR/cluster.id")" \
-    -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/format.log" 2>&1 || { cat "$KAFKA_DIR/format.log" >&2; die "kafka: storage format failed"; }
-  echo "$ports" >"$KAFKA_DIR/formatted-ports"
-  say "kafka: formatted $KAFKA_DIR/data (cluster $(cat "$KAFKA_DIR/cluster.id"))"
+  local quorum=(--standalone)
+  ((KAFKA_BROKERS > 1)) && quorum=(--initial-controllers "$(cat "$KAFKA_DIR/initial-controllers")")
+  kafka_java kafka.tools.StorageTool format "${quorum[@]}" --ignore-formatted -t "$(cat "$KAFKA_DIR/cluster.id")" \
+    -c "$dir/server.properties" >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "kafka: storage format of node $node failed"; }
+  echo "$ports" >"$dir/formatted-ports"
 }
 
+# The cluster id and (for several nodes) each controller's directory id, chosen once.
+kafka_ids() {
+  grep -Eqx '[A-Za-z0-9_-]{22}' "$KAFKA_DIR/cluster.id" 2>/dev/null || kafka_uuid >"$KAFKA_DIR/cluster.id"
+  if ((KAFKA_BROKERS > 1)) && [[ ! -s $KAFKA_DIR/initial-controllers ]]; then
+    local node voters=()
+    for node in $(kafka_nodes); do voters+=("$node@127.0.0.1:$(kafka_controller_port_of "$node"):$(kafka_uuid)"); done
+    (IFS=,; echo "${voters[*]}") >"$KAFKA_DIR/initial-controllers"
+  fi
+}
+
+kafka_start_node() {
+  local node=$1 dir
+  dir=$(kafka_node_dir "$node")
+  kafka_node_pid "$node" >/dev/null && return 0
+  require_free_port kafka "$(kafka_port_of "$node")"
+  require_free_port kafka "$(kafka_controller_port_of "$node")"
+  mkdir -p "$dir/data"
+  kafka_config "$node"
+  kafka_format "$node"
+  launch_java "$dir" "$dir/kafka.pid" "$dir/kafka.log" "${KAFKA_JAVA_OPTS[@]}" kafka.Kafka "$dir/server.properties"
+}
+
+# The nodes are formatted and started in parallel (a JVM start each); the quorum needs a majority.
 kafka_start() {
   [[ -f $KAFKA_LIBS/../.installed ]] || die "kafka: $KAFKA_VERSION is not installed: run ops/install.sh"
-  require_free_port kafka "$KAFKA_PORT"
-  require_free_port kafka "$KAFKA_CONTROLLER_PORT"
-  mkdir -p "$KAFKA_DIR/data"
-  kafka_config
-  kafka_format
-  launch_java "$KAFKA_DIR" "$KAFKA_DIR/kafka.pid" "$KAFKA_DIR/kafka.log" \
-    "${KAFKA_JAVA_OPTS[@]}" kafka.Kafka "$KAFKA_DIR/server.properties"
-  kafka_wait "$(cat "$KAFKA_DIR/kafka.pid")"
+  mkdir -p "$KAFKA_DIR"
+  kafka_log4j
+  kafka_ids
+  local node jobs=()
+  for node in $(kafka_nodes); do
+    kafka_start_node "$node" &
+    jobs+=($!)
+  done
+  for node in "${jobs[@]}"; do wait "$node" || die "kafka: a node failed to start"; done
+  kafka_wait
+  ((KAFKA_BROKERS == 1)) || say "kafka: $KAFKA_BROKERS brokers, quorum $(kafka_quorum)"
 }
 
+# Ready: every node answers a client call and sees all the brokers registered.
 kafka_ready() {
   timeout 20 "$PYTHON" -c "
 from kafka import KafkaAdminClient
-KafkaAdminClient(bootstrap_servers='127.0.0.1:$KAFKA_PORT', request_timeout_ms=5000).list_topics()"
+admin = KafkaAdminClient(bootstrap_servers='127.0.0.1:$1', request_timeout_ms=5000)
+admin.list_topics()
+assert len(admin.describe_cluster()['brokers']) >= $KAFKA_BROKERS"
 }
 
-kafka_wait() { wait_until kafka "$1" 60 "$KAFKA_DIR/kafka.log" kafka_ready; }
+kafka_wait() {
+  local node dir
+  for node in $(kafka_nodes); do
+    dir=$(kafka_node_dir "$node")
+    wait_until kafka "$(cat "$dir/kafka.pid")" 90 "$dir/kafka.log" kafka_ready "$(kafka_port_of "$node")"
+  done
+}
 
-kafka_stop() { terminate kafka "$1"; }
+kafka_stop() {
+  local node pid
+  for node in $(kafka_nodes); do
+    pid=$(kafka_node_pid "$node") && terminate kafka "$pid" &
+  done
+  wait
+}

@@ -16,7 +16,10 @@ from tests.containers.helpers import (COMPOSE, ROOT, TOOLS, command_args, env_of
 # fit the container. Everything else (where the services are, credentials, ports) must be set.
 LEFT_TO_DEFAULT = {"KAFKA_CONSUMER_GROUP", "KAFKA_TOPIC_PARTITIONS", "CACHE_TTL_SECONDS", "WEB_WORKERS", "WEB_THREADS",
                    "LOG_LEVEL",
-                   "PROMETHEUS_MULTIPROC_DIR"}  # .run/metrics under the image's WORKDIR, the one writable directory
+                   "PROMETHEUS_MULTIPROC_DIR",  # .run/metrics under the image's WORKDIR, the one writable directory
+                   "REDIS_WAIT_TIMEOUT_MS",
+                   "KAFKA_BROKERS",  # how many brokers ops/services.sh starts locally; compose runs its own Kafka
+                   "KAFKA_GROUP_INSTANCE_ID"}  # supervisord.conf sets one per cleaner process
 # Credentials must come from variables (with dev defaults), never literals in the file.
 CREDENTIALS = {"app": ("S3_ACCESS_KEY", "S3_SECRET_KEY"), "minio": ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"),
                "postgres": ("POSTGRES_PASSWORD",)}

@@ -1,4 +1,5 @@
-"""Copies of the city table for trigger comparisons: none, ours (statement-level), the seed's (row)."""
+"""Copies of the city table for write-cost comparisons: none, notify mode's triggers, the seed's row
+trigger, and one for logical mode (no trigger: its changes are read from the WAL)."""
 from __future__ import annotations
 
 import contextlib
@@ -11,16 +12,35 @@ CREATE OR REPLACE FUNCTION bench_seed_notify() RETURNS trigger LANGUAGE plpgsql 
 BEGIN PERFORM pg_notify('city_updates', NEW.countrycode); RETURN NEW; END $$;
 CREATE TRIGGER bench_seed_notify AFTER UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION bench_seed_notify();
 """
-# Ours, exactly as db/trigger.sql attaches city_invalidate_v1 to city (writes city_outbox, NOTIFY).
+# Ours in notify mode, exactly as db/trigger.sql attaches city_invalidate_v2 to city (writes city_outbox,
+# NOTIFY only while pg_listener may be asleep; the stack's pg_listener drains it).
 STATEMENT_TRIGGERS = """
 CREATE TRIGGER bench_invalidate_insert AFTER INSERT ON {table}
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v1();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
 CREATE TRIGGER bench_invalidate_update AFTER UPDATE ON {table}
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v1();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
 CREATE TRIGGER bench_invalidate_delete AFTER DELETE ON {table}
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v1();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION city_invalidate_v2();
 """
-VARIANTS = {"none": "", "statement": STATEMENT_TRIGGERS, "seed_row": SEED_ROW_TRIGGER}
+# The v1 shape, as before issue 8: an outbox row and a NOTIFY in every commit (the stack's pg_listener
+# drains the rows). Kept here only to show before and after in one run.
+EVERY_COMMIT_NOTIFIES = """
+CREATE OR REPLACE FUNCTION bench_notify_always() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE changed text;
+BEGIN
+    FOR changed IN INSERT INTO city_outbox (code) SELECT DISTINCT countrycode FROM (
+            SELECT countrycode FROM old_rows UNION ALL SELECT countrycode FROM new_rows) AS touched
+            RETURNING code LOOP
+        PERFORM pg_notify('city_updates', changed);
+    END LOOP;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bench_notify_always AFTER UPDATE ON {table}
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bench_notify_always();
+"""
+# logical: no trigger; bench.modes publishes the table to a logical pg_listener while it is measured.
+VARIANTS = {"none": "", "notify": STATEMENT_TRIGGERS, "seed_row": SEED_ROW_TRIGGER, "logical": "",
+            "v1_notify_always": EVERY_COMMIT_NOTIFIES}
 
 
 def table_name(prefix: str, variant: str) -> str:

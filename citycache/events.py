@@ -2,7 +2,7 @@
 
 Kafka value: {"action": "invalidate_cache", "code": "BGR", ...} keyed by the code, so one code's
 events stay in order on one partition. After TRUNCATE: {"action": "invalidate_all"} keyed "*".
-Extra fields (event id, timestamps) ride along for tracing and latency figures.
+Extra fields (event id, the first and last commit times it covers) ride along for tracing and latency figures.
 """
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ class BadEvent(ValueError):
 class Invalidation:
     code: str  # a normalized country code, or ALL_CODES
     event_id: int | None = None
-    committed_at: float | None = None  # epoch seconds of the database commit
+    committed_at: float | None = None  # epoch seconds of the earliest database commit it covers
     published_at: float | None = None  # epoch seconds when pg_listener handed it to Kafka
+    last_committed_at: float | None = None  # epoch seconds of the latest commit it covers
 
     @property
     def action(self) -> str:
@@ -52,7 +53,7 @@ def encode(event: Invalidation) -> bytes:
     body: dict = {"action": event.action}
     if event.code != ALL_CODES:
         body["code"] = event.code
-    for field in ("event_id", "committed_at", "published_at"):
+    for field in ("event_id", "committed_at", "published_at", "last_committed_at"):
         value = getattr(event, field)
         if value is not None:
             body[field] = value
@@ -82,6 +83,7 @@ def decode(raw: bytes | None) -> Invalidation:
         event_id=_number(body, "event_id", int),
         committed_at=_number(body, "committed_at", float),
         published_at=_number(body, "published_at", float),
+        last_committed_at=_number(body, "last_committed_at", float),
     )
 
 

@@ -1,41 +1,57 @@
-"""The outbox written by db/trigger.sql: claim a batch, turn it into events, delete it once published."""
+"""The outbox written by db/trigger.sql: take a batch, turn it into events, keep it deleted once published.
+
+One drain is two round trips: `BEGIN; DELETE ... RETURNING` takes up to a batch of rows no other
+listener holds (SKIP LOCKED), Kafka gets the events, then COMMIT. The rows are deleted only in the
+drain's own transaction: other listeners skip them meanwhile, and a rollback, a lost connection or a
+kill -9 gives every one of them back. So a row disappears only after Kafka acknowledged it.
+"""
 from __future__ import annotations
 
 from citycache.events import Invalidation, parse_code
 
-# Commit time when Postgres tracks it (track_commit_timestamp=on), else the time the trigger ran.
+# Commit time when Postgres tracks it (track_commit_timestamp=on, as our Postgres runs), else now.
 _COMMIT_TIME = {
-    "on": "coalesce(pg_xact_commit_timestamp(xmin), created_at)",
-    "off": "created_at",
+    "on": "coalesce(pg_xact_commit_timestamp(xmin), clock_timestamp())",
+    "off": "clock_timestamp()",
 }
-_CLAIM_SQL = (
-    "SELECT id, code, extract(epoch FROM {commit_time})::float8 FROM city_outbox"
-    " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+# The outbox has no key and no index: rows are addressed by ctid, taken in physical order.
+_TAKE_SQL = (
+    "BEGIN; {flag}"
+    "DELETE FROM city_outbox WHERE ctid = ANY(ARRAY("
+    "  SELECT ctid FROM city_outbox LIMIT %(limit)s FOR UPDATE SKIP LOCKED))"
+    " RETURNING code, extract(epoch FROM {commit_time})::float8"
 )
+# Cleared in the drain's own round trip: a sequence is non-transactional, so writers see it at once.
+AWAKE = "SELECT setval('city_listener_asleep', 0); "
+PENDING_SQL = "SELECT EXISTS (SELECT FROM city_outbox)"
 
 
-def claim_sql(conn) -> str:
+def take_sql(conn) -> tuple[str, str]:
+    """The statements that take a batch: plain, and one that first marks the listener awake."""
     with conn.cursor() as cur:
         cur.execute("SHOW track_commit_timestamp")
-        setting = cur.fetchone()[0]
-    return _CLAIM_SQL.format(commit_time=_COMMIT_TIME.get(setting, "created_at"))
+        commit_time = _COMMIT_TIME.get(cur.fetchone()[0], "clock_timestamp()")
+    return (_TAKE_SQL.format(flag="", commit_time=commit_time),
+            _TAKE_SQL.format(flag=AWAKE, commit_time=commit_time))
 
 
-def claim(cur, sql: str, limit: int) -> list[tuple[int, str, float]]:
-    """Lock up to `limit` rows that no other listener holds (call inside a transaction)."""
-    cur.execute(sql, (limit,))
+def take(cur, sql: str, limit: int) -> list[tuple[str, float]]:
+    """Delete up to `limit` unheld rows in a new transaction; COMMIT after Kafka acked, else ROLLBACK."""
+    cur.execute(sql, {"limit": limit})
     return cur.fetchall()
 
 
-def delete(cur, ids: list[int]) -> None:
-    cur.execute("DELETE FROM city_outbox WHERE id = ANY(%s)", (ids,))
+def pending(cur) -> bool:
+    """Rows in the outbox, including those another listener holds in a drain not yet committed."""
+    cur.execute(PENDING_SQL)
+    return cur.fetchone()[0]
 
 
-def to_events(rows: list[tuple[int, str, float]]) -> tuple[list[Invalidation], list[str]]:
-    """One event per distinct code (newest id, earliest commit), in first-seen order; and bad codes."""
+def to_events(rows: list[tuple[str, float]]) -> tuple[list[Invalidation], list[str]]:
+    """One event per distinct code (first and last commit time it covers), in first-seen order; and bad codes."""
     by_code: dict[str, Invalidation] = {}
     bad: list[str] = []
-    for row_id, raw_code, committed_at in rows:
+    for raw_code, committed_at in rows:
         try:
             code = parse_code(raw_code.strip())
         except ValueError:
@@ -43,7 +59,8 @@ def to_events(rows: list[tuple[int, str, float]]) -> tuple[list[Invalidation], l
             continue
         seen = by_code.get(code)
         if seen is None:
-            by_code[code] = Invalidation(code, row_id, committed_at)
+            by_code[code] = Invalidation(code, committed_at=committed_at, last_committed_at=committed_at)
         else:
-            by_code[code] = Invalidation(code, max(seen.event_id, row_id), min(seen.committed_at, committed_at))
+            by_code[code] = Invalidation(code, committed_at=min(seen.committed_at, committed_at),
+                                         last_committed_at=max(seen.last_committed_at, committed_at))
     return list(by_code.values()), bad

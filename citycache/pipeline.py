@@ -1,4 +1,5 @@
-"""The invalidation pipeline's state in one place: worker heartbeats, outbox backlog, consumer lag.
+"""The invalidation pipeline's state in one place: worker heartbeats, outbox backlog, consumer lag,
+and in logical mode the replication slot's retained WAL.
 
 /health, /metrics and `bin/cli status` all read it through snapshot(). Each process keeps one
 long-lived Kafka admin client (KafkaAdmin) for it instead of connecting to Kafka per request.
@@ -13,7 +14,7 @@ import redis
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.protocol.consumer.offsets import OffsetSpec
 
-from citycache import heartbeat
+from citycache import heartbeat, replication
 from citycache.clients import kafka_admin
 from citycache.events import TOPIC
 from citycache.settings import Settings
@@ -65,6 +66,8 @@ class PipelineState:
     outbox_error: str | None
     consumer_lag: dict[int, int] | None  # by partition
     lag_error: str | None
+    replication_slot: dict | None = None  # logical mode's slot (see replication_slot()); None: no slot
+    slot_error: str | None = None
 
     @property
     def total_lag(self) -> int | None:
@@ -80,9 +83,10 @@ def snapshot(settings: Settings, *, query, cache: redis.Redis, admin: KafkaAdmin
     workers = _reads.submit(_guarded, lambda: heartbeat.ages(cache))
     backlog = _reads.submit(_guarded, lambda: query(outbox_backlog))
     lag = _reads.submit(_guarded, lambda: consumer_lag(admin, settings.kafka_consumer_group))
-    (ages, ages_error), (rows, rows_error), (by_partition, lag_error) = (
-        _result(future, timeout) for future in (workers, backlog, lag))
-    return PipelineState(ages, ages_error, rows, rows_error, by_partition, lag_error)
+    slot = _reads.submit(_guarded, lambda: query(lambda conn: replication_slot(conn, settings)))
+    (ages, ages_error), (rows, rows_error), (by_partition, lag_error), (slot_state, slot_error) = (
+        _result(future, timeout) for future in (workers, backlog, lag, slot))
+    return PipelineState(ages, ages_error, rows, rows_error, by_partition, lag_error, slot_state, slot_error)
 
 
 def outbox_backlog(conn) -> int:
@@ -90,6 +94,37 @@ def outbox_backlog(conn) -> int:
     with conn.cursor() as cur:
         cur.execute(BACKLOG_SQL)
         return cur.fetchone()[0]
+
+
+def replication_slot(conn, settings: Settings) -> dict | None:
+    """Logical mode's slot: WAL it retains, and whether that passed SLOT_WAL_WARNING_BYTES; None without one."""
+    retained = replication.retained_wal_bytes(conn, settings.replication_slot)
+    if retained is None:
+        return None
+    return {"slot": settings.replication_slot, "retained_wal_bytes": retained,
+            "warning": retained > settings.slot_wal_warning_bytes}
+
+
+def wal_barrier(conn, slot: str) -> str | None:
+    """A WAL position that logical mode's slot must pass: every commit before it is then published.
+    None without a slot (notify mode: the outbox backlog says it all)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+        if cur.fetchone() is None:
+            return None
+        cur.execute("SELECT pg_logical_emit_message(true, 'city-cache barrier', '')::text")
+        return cur.fetchone()[0]
+
+
+def slot_passed(conn, slot: str, lsn: str | None) -> bool:
+    """The slot confirmed (so Kafka acknowledged) everything up to `lsn`; True without a slot or barrier."""
+    if lsn is None:
+        return True
+    with conn.cursor() as cur:
+        cur.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = %s",
+                    (lsn, slot))
+        row = cur.fetchone()
+    return row is None or bool(row[0])
 
 
 def lag_by_partition(ends: dict[int, int], committed: dict[int, int | None]) -> dict[int, int]:

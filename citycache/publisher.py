@@ -1,6 +1,7 @@
 """Hands invalidation events to Kafka and waits for acks=all; one lazily (re)made producer."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ class Publisher:
             now = time.time()
             futures = [
                 producer.send(events.TOPIC, key=event.key, value=events.encode(
-                    events.Invalidation(event.code, event.event_id, event.committed_at, now)))
+                    dataclasses.replace(event, published_at=now)))
                 for event in batch
             ]
             self._await_acks(producer, futures)

@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, gt=0, lt=65536)
     web_workers: int = Field(default=2, gt=0)
     web_threads: int = Field(default=8, gt=0)
+    # How pg_listener captures changes: "notify" (triggers, an outbox, NOTIFY as the wake-up) or
+    # "logical" (the WAL through a pgoutput slot; needs wal_level=logical; nothing in the writers' path).
+    capture_mode: str = Field(default="notify", pattern="^(notify|logical)$")
+    # Logical mode's replication slot (created if missing; notify mode drops a slot of this name it finds).
+    replication_slot: str = Field(default="city_cache", pattern="^[a-z0-9_]{1,63}$")
+    # Logical mode writes a tiny WAL message this often, so an idle city table does not pin WAL.
+    logical_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    # /health and /metrics warn when the slot retains more WAL than this (bytes).
+    slot_wal_warning_bytes: int = Field(default=1 << 30, gt=0)
+    # pg_listener reads the outbox at least this often without a NOTIFY: a safety net only, since
+    # writers notify whenever it may be asleep (db/trigger.sql, citycache/wakeup.py).
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     # A copy of cached countries in each API process, dropped by Redis' invalidation pushes
     # (citycache/near_cache.py); off: every hit is a Redis GET.

@@ -3,6 +3,7 @@
 /health is 200 when Postgres, Redis, Kafka and S3 answer and both workers beat; 503 otherwise, with
 the failing parts named in `failing`. Outbox backlog and consumer lag are reported (null when they
 cannot be read) but do not fail readiness: a backlog drains, and the API still serves correct data.
+So is logical mode's replication slot (`replication_slot`: retained WAL, `warning` past the threshold).
 """
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ def health():
     failing = [name for name, c in checks.items() if c["status"] != "up"]
     failing += [name for name, w in workers.items() if w["status"] != "up"]
     response = jsonify(status="down" if failing else "up", failing=failing, checks=checks, workers=workers,
-                       outbox_backlog=state.outbox_backlog, consumer_lag=state.total_lag)
+                       outbox_backlog=state.outbox_backlog, consumer_lag=state.total_lag,
+                       replication_slot=state.replication_slot)
     response.status_code = 503 if failing else 200
     return response

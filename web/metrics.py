@@ -34,6 +34,14 @@ class PipelineCollector:
                 log.info("pipeline gauge not read", extra={"metric": name, "error": error})
             else:
                 yield GaugeMetricFamily(name, documentation, value=value)
+        slot = GaugeMetricFamily("citycache_replication_slot_retained_wal_bytes",
+                                 "WAL logical mode's slot retains (absent: no slot, notify mode)", labels=["slot"])
+        if state.replication_slot is not None:
+            slot.add_metric([state.replication_slot["slot"]], state.replication_slot["retained_wal_bytes"])
+        yield slot
+        yield GaugeMetricFamily("citycache_replication_slot_warning_bytes",
+                                "Retained WAL past which /health warns (SLOT_WAL_WARNING_BYTES)",
+                                value=r.settings.slot_wal_warning_bytes)
         ages = GaugeMetricFamily("citycache_worker_heartbeat_age_seconds",
                                  "Seconds since each worker's last heartbeat (absent: no heartbeat)",
                                  labels=["worker"])

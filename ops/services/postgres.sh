@@ -38,7 +38,7 @@ postgres_start() {
   chown postgres:postgres "$PG_DIR/log" "$PG_DIR/sock"
   # The postmaster makes itself a session leader, so it outlives the calling shell.
   as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/log/postgres.log" -w -t 60 \
-    -o "-p $PG_PORT -k $PG_DIR/sock -c listen_addresses=localhost -c shared_preload_libraries=pg_stat_statements -c track_commit_timestamp=on" \
+    -o "-p $PG_PORT -k $PG_DIR/sock -c listen_addresses=localhost -c shared_preload_libraries=pg_stat_statements -c track_commit_timestamp=on -c wal_level=logical" \
     start >/dev/null || { tail -n 40 "$PG_DIR/log/postgres.log" >&2; die "postgres: pg_ctl start failed"; }
   postgres_wait "$(postgres_pid)"
   if [[ -z $(postgres_psql -d postgres -tAc "select 1 from pg_database where datname = '$PG_DATABASE'") ]]; then

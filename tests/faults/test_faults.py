@@ -14,7 +14,7 @@ import pytest
 
 from citycache.clients import pg_connect, redis_client
 from citycache.consistency import find_mismatches
-from citycache.pipeline import KafkaAdmin, consumer_lag, outbox_backlog
+from citycache.pipeline import KafkaAdmin, consumer_lag, outbox_backlog, slot_passed, wal_barrier
 from tests.burst import WriteBurst
 from tests.support import ROOT, program_pid, program_state, start_program, start_service, stop_program, stop_service, wait_until
 
@@ -37,9 +37,14 @@ def seeded(test_cities):
         test_cities(code, *[(f"{code}-town-{i}", 1000 * i) for i in range(1, 4)])
 
 
-def quiet(settings) -> bool:
+def quiet(settings, barrier: dict | None = None) -> bool:
+    """Outbox drained, no consumer lag, and in logical mode the slot past a barrier set at the first call."""
     conn, admin = pg_connect(settings, autocommit=True), KafkaAdmin(settings)
     try:
+        if barrier is not None and "lsn" not in barrier:
+            barrier["lsn"] = wal_barrier(conn, settings.replication_slot)
+        if barrier is not None and not slot_passed(conn, settings.replication_slot, barrier["lsn"]):
+            return False
         return outbox_backlog(conn) == 0 and sum(consumer_lag(admin, settings.kafka_consumer_group).values()) == 0
     finally:
         conn.close()
@@ -48,9 +53,11 @@ def quiet(settings) -> bool:
 
 def assert_consistent(settings, scenario: str, recovered_at: float, fault_times: dict) -> None:
     """Await quiescence (outbox drained, no consumer lag), then no cached key may disagree."""
+    barrier: dict = {}
+
     def settled():
         try:
-            return quiet(settings)
+            return quiet(settings, barrier)
         except Exception:  # a service still coming back: not quiet yet
             return False
 

@@ -34,7 +34,7 @@ def test_event_wire_format_matches_the_contract():
 
 
 def test_event_round_trip_keeps_extra_fields():
-    event = Invalidation("BGR", event_id=7, committed_at=1.5, published_at=2.25)
+    event = Invalidation("BGR", event_id=7, committed_at=1.5, published_at=2.25, last_committed_at=1.75)
     assert events.decode(events.encode(event)) == event
 
 
@@ -60,8 +60,8 @@ def test_malformed_events_raise_bad_event(raw):
 
 
 def test_outbox_rows_coalesce_per_code():
-    rows = [(1, "BGR", 10.0), (2, "DEU", 11.0), (3, "BGR", 9.0), (4, "bad!", 12.0), (5, "*", 13.0)]
+    rows = [("BGR", 10.0), ("DEU", 11.0), ("BGR", 9.0), ("bad!", 12.0), ("*", 13.0), ("BGR", 9.5)]
     batch, bad = to_events(rows)
     assert [e.code for e in batch] == ["BGR", "DEU", "*"]
-    assert batch[0] == Invalidation("BGR", event_id=3, committed_at=9.0)
+    assert batch[0] == Invalidation("BGR", committed_at=9.0, last_committed_at=10.0)
     assert bad == ["bad!"]

@@ -1,0 +1,143 @@
+"""CAPTURE_MODE=logical: Postgres -> Kafka from the WAL (pgoutput), nothing inside the writers' transactions.
+
+Reads the slot through psycopg2's replication connection in the same select() loop shape as notify
+mode. Committed transactions are batched while more are waiting, coalesced per code, published with
+acks=all, and only then is the slot's flush position confirmed: a crash, a kill -9 or a Kafka outage
+makes Postgres send the unconfirmed ones again (at-least-once). A periodic logical message keeps the
+slot moving while city is idle, so it does not pin WAL.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import time
+
+import psycopg2
+import psycopg2.extras
+
+from citycache import outbox, replication, timing
+from citycache.backoff import Backoff
+from citycache.clients import pg_connect
+from citycache.events import Invalidation
+from citycache.metrics import PUBLISHED
+from citycache.pgoutput import Decoder, Transaction
+from citycache.publisher import PublishError
+
+log = logging.getLogger("pg_listener")
+
+BATCH_TRANSACTIONS = 500
+STATUS_SECONDS = 5.0  # standby status to the server at least this often (well under wal_sender_timeout)
+
+
+def to_events(transactions: list[Transaction]) -> list[Invalidation]:
+    """One event per code over the batch (first and last commit time), the end LSN as the event id."""
+    by_code: dict[str, Invalidation] = {}
+    for tx in transactions:
+        for code in tx.codes:
+            seen = by_code.get(code)
+            by_code[code] = Invalidation(
+                code, event_id=tx.end_lsn,
+                committed_at=tx.committed_at if seen is None else min(seen.committed_at, tx.committed_at),
+                last_committed_at=tx.committed_at)
+    return list(by_code.values())
+
+
+class LogicalCapture:
+    """The logical-mode body of pg_listener: one replication connection, reconnected with backoff."""
+
+    def __init__(self, listener) -> None:
+        self.listener = listener  # the PgListener: settings, shutdown, publisher, heartbeat, outbox drain
+        self.settings = listener.settings
+        self.slot = self.settings.replication_slot
+        self.next_heartbeat = 0.0
+
+    def run(self) -> None:
+        pg_backoff = Backoff(base=0.2, cap=timing.RECONNECT_CAP_SECONDS)
+        while not self.listener.shutdown.requested:
+            self.listener.heartbeat.beat()
+            conn = repl = None
+            try:
+                conn = pg_connect(self.settings, autocommit=True, application_name=f"pg_listener {os.getpid()}")
+                replication.require_logical_wal(conn)
+                if replication.prepare_logical(conn, self.slot):
+                    log.info("replication slot created", extra={"slot": self.slot})
+                self.drain_outbox(conn)
+                repl = psycopg2.connect(self.settings.database_url, connect_timeout=3,
+                                        connection_factory=psycopg2.extras.LogicalReplicationConnection,
+                                        application_name=f"pg_listener {os.getpid()} wal")
+                pg_backoff.reset()
+                self.stream(conn, repl)
+            except psycopg2.Error as exc:
+                delay = pg_backoff.next()
+                log.warning("postgres unavailable, reconnecting",
+                            extra={"error": str(exc).strip(), "retry_in_s": delay})
+                self.listener.shutdown.sleep(delay, every=timing.BEAT_SECONDS, tick=self.listener.heartbeat.beat)
+            finally:
+                for c in (repl, conn):
+                    if c is not None:
+                        c.close()
+
+    def drain_outbox(self, conn) -> None:
+        """Rows the triggers wrote before this mode took over (retried until Kafka takes them)."""
+        take_plain, _ = outbox.take_sql(conn)
+        with conn.cursor() as cur:
+            while self.listener.drain(cur, take_plain, take_plain) is None and not self.listener.shutdown.requested:
+                self.listener.shutdown.sleep(self.listener.kafka_backoff.next(), every=timing.BEAT_SECONDS,
+                                             tick=self.listener.heartbeat.beat)
+
+    def stream(self, conn, repl) -> None:
+        cur = repl.cursor()
+        cur.start_replication(slot_name=self.slot, decode=False, options={
+            "proto_version": "1", "publication_names": replication.PUBLICATION, "messages": "true"})
+        log.info("streaming", extra={"slot": self.slot, "publication": replication.PUBLICATION})
+        decoder, pending, confirmed_at = Decoder(), [], time.monotonic()
+        shutdown = self.listener.shutdown
+        while not shutdown.requested:
+            self.listener.heartbeat.beat()
+            now = time.monotonic()
+            if now >= self.next_heartbeat:
+                replication.heartbeat(conn)
+                self.next_heartbeat = now + self.settings.logical_heartbeat_seconds
+            message = cur.read_message()
+            if message is not None:
+                done = decoder.feed(message.payload)
+                if done is not None:
+                    pending.append(done)
+                if len(pending) < BATCH_TRANSACTIONS:
+                    continue  # more may be waiting: read them before publishing
+            if pending and not decoder.in_transaction:  # confirm only at a transaction boundary
+                if not self.publish(pending):
+                    shutdown.sleep(self.listener.kafka_backoff.next(), every=timing.BEAT_SECONDS,
+                                   tick=self.listener.heartbeat.beat)
+                    return  # reconnect: Postgres sends again everything not confirmed
+                # Sent now (force), not at psycopg2's next status interval: the slot moves at once.
+                # Only ever a commit's end: psycopg2 moves the position on to the server's keepalive
+                # WAL end by itself once the client confirmed the last message it read, which is safe
+                # at a transaction boundary (see the README's logical-mode notes).
+                cur.send_feedback(write_lsn=pending[-1].end_lsn, flush_lsn=pending[-1].end_lsn, force=True)
+                pending, confirmed_at = [], time.monotonic()
+                continue
+            if now - confirmed_at >= STATUS_SECONDS:
+                cur.send_feedback()
+                confirmed_at = now
+            wait = max(0.0, min(self.next_heartbeat, confirmed_at + STATUS_SECONDS) - time.monotonic())
+            ready, _, _ = select.select([repl, shutdown], [], [], min(wait, timing.BEAT_SECONDS))
+            if shutdown in ready:
+                shutdown.clear_wakeups()
+
+    def publish(self, transactions: list[Transaction]) -> bool:
+        batch = to_events(transactions)
+        if not batch:  # heartbeats only: nothing to publish, the position may still move on
+            return True
+        try:
+            self.listener.publisher.publish(batch)
+        except PublishError as exc:
+            log.warning("kafka unavailable, unconfirmed changes will be sent again",
+                        extra={"error": str(exc), "transactions": len(transactions)})
+            return False
+        self.listener.kafka_backoff.reset()
+        PUBLISHED.inc(len(batch))
+        log.info("published", extra={"transactions": len(transactions), "events": len(batch),
+                                     "codes": [e.code for e in batch][:20]})
+        return True

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,29 +82,43 @@ def get_settings() -> Settings:
 
 
 def shell_exports(settings: Settings) -> str:
-    """The settings the ops scripts need (ports, credentials), as shell `export` lines."""
+    """The settings the ops scripts need (ports, credentials), as shell `export` lines to `eval`."""
     pg, redis_url = urlsplit(settings.database_url), urlsplit(settings.redis_url)
     kafka_host, _, kafka_port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
     s3_host, _, s3_port = settings.s3_endpoint.rpartition(":")
     values = {
         "PG_HOST": pg.hostname or "localhost",
-        "PG_PORT": pg.port or 5432,
-        "PG_USER": pg.username or "postgres",
-        "PG_PASSWORD": pg.password or "",
-        "PG_DATABASE": pg.path.lstrip("/") or "postgres",
-        "REDIS_PORT": redis_url.port or 6379,
+        "PG_PORT": _port("DATABASE_URL", lambda: pg.port, 5432),
+        # libpq percent-decodes a URI's user, password and database: the server must get the same.
+        "PG_USER": unquote(pg.username or "") or "postgres",
+        "PG_PASSWORD": unquote(pg.password or ""),
+        "PG_DATABASE": unquote(pg.path.lstrip("/")) or "postgres",
+        "REDIS_PORT": _port("REDIS_URL", lambda: redis_url.port, 6379),
         "REDIS_CLUSTER": "true" if settings.redis_cluster else "false",
         "KAFKA_HOST": kafka_host,
-        "KAFKA_PORT": kafka_port,
+        "KAFKA_PORT": _port("KAFKA_BOOTSTRAP_SERVERS", lambda: int(kafka_port), None),
         "KAFKA_BROKERS": settings.kafka_brokers,
         "S3_HOST": s3_host,
-        "S3_PORT": s3_port,
+        "S3_PORT": _port("S3_ENDPOINT", lambda: int(s3_port), None),
         "S3_ACCESS_KEY": settings.s3_access_key,
         "S3_SECRET_KEY": settings.s3_secret_key,
         "S3_BUCKET": settings.s3_bucket,
         "DATABASE_URL": settings.database_url,
     }
-    return "\n".join(f"export {name}='{value}'" for name, value in values.items())
+    # Quoted for the shell: a value is data, whatever quotes, $() or spaces it holds.
+    return "\n".join(f"export {name}={shlex.quote(str(value))}" for name, value in values.items())
+
+
+def _port(name: str, read, default: int | None) -> int:
+    """A setting's port as a number, or the one-line SettingsError naming the setting."""
+    try:
+        port = read()
+    except ValueError:
+        port = None
+    port = default if port is None else port
+    if port is None or not 0 < port < 65536:
+        raise SettingsError(f"invalid settings: {name}: no valid port in it")
+    return port
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import re
 import sys
 import time
 from pathlib import Path
@@ -138,18 +139,31 @@ def status_lines(state) -> list[str]:
         if up:
             lines.append(f"{worker:14} {'up':7} heartbeat {state.workers[worker]:.1f} s ago")
         else:
-            reason = f"heartbeats unreadable ({state.workers_error})" if state.workers is None else "no heartbeat"
-            lines.append(f"{worker:14} {'DOWN':7} {reason}")
+            reason = f"redis: {short_reason(state.workers_error)}" if state.workers is None else "no heartbeat"
+            lines.append(f"{worker:14} {'DOWN':7} {cut(reason)}")
     if state.outbox_backlog is None:
-        lines.append(f"{'outbox':14} {'unknown':7} {state.outbox_error}")
+        lines.append(f"{'outbox':14} {'unknown':7} {cut('postgres: ' + short_reason(state.outbox_error))}")
     else:
         lines.append(f"{'outbox':14} {state.outbox_backlog:<7} row(s) waiting for Kafka")
     if state.consumer_lag is None:
-        lines.append(f"{'consumer lag':14} {'unknown':7} {state.lag_error}")
+        lines.append(f"{'consumer lag':14} {'unknown':7} {cut('kafka: ' + short_reason(state.lag_error))}")
     else:
         parts = ", ".join(f"p{p}: {n}" for p, n in sorted(state.consumer_lag.items()))
         lines.append(f"{'consumer lag':14} {state.total_lag:<7} message(s) ({parts})")
     return lines
+
+
+def short_reason(error: str | None) -> str:
+    """An error's gist on one line: the server address as host:port, a repeated class name once."""
+    line = (error or "unknown error").strip().splitlines()[0]
+    line = re.sub(r'connection to server at "([^"]+)" \([^)]*\), port (\d+) failed: ', r"\1:\2 ", line)
+    line = re.sub(r"Error \d+ connecting to (\S+)\. ", r"\1 ", line)  # redis-py's wording, same shape
+    return re.sub(r"^(\w+): \1: ", r"\1: ", line)
+
+
+def cut(text: str, width: int = 72) -> str:
+    """A status line stays one short line."""
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def cmd_status(settings: Settings, args) -> int:

@@ -169,11 +169,13 @@ kafka_start() {
 
 # Ready: every node answers a client call and sees all the brokers registered.
 kafka_ready() {
-  timeout 20 "$PYTHON" -c "
+  # The port and the count reach Python through the environment, not as code.
+  KAFKA_READY_PORT=$1 timeout 20 "$PYTHON" -c '
+import os
 from kafka import KafkaAdminClient
-admin = KafkaAdminClient(bootstrap_servers='127.0.0.1:$1', request_timeout_ms=5000)
+admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:" + os.environ["KAFKA_READY_PORT"], request_timeout_ms=5000)
 admin.list_topics()
-assert len(admin.describe_cluster()['brokers']) >= $KAFKA_BROKERS"
+assert len(admin.describe_cluster()["brokers"]) >= int(os.environ["KAFKA_BROKERS"])'
 }
 
 kafka_wait() {

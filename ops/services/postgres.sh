@@ -41,8 +41,9 @@ postgres_start() {
     -o "-p $PG_PORT -k $PG_DIR/sock -c listen_addresses=localhost -c shared_preload_libraries=pg_stat_statements -c track_commit_timestamp=on -c wal_level=logical" \
     start >/dev/null || { tail -n 40 "$PG_DIR/log/postgres.log" >&2; die "postgres: pg_ctl start failed"; }
   postgres_wait "$(postgres_pid)"
-  if [[ -z $(postgres_psql -d postgres -tAc "select 1 from pg_database where datname = '$PG_DATABASE'") ]]; then
-    postgres_psql -d postgres -c "create database \"$PG_DATABASE\""
+  # The name goes in as a psql variable, quoted by psql (:'literal', :"identifier"), never as SQL text.
+  if [[ -z $(postgres_psql -d postgres -tA -v db="$PG_DATABASE" <<<"select 1 from pg_database where datname = :'db'") ]]; then
+    postgres_psql -d postgres -v db="$PG_DATABASE" <<<'create database :"db"'
     say "postgres: created database $PG_DATABASE"
   fi
   "$PG_BIN/psql" "$DATABASE_URL" -Xqc 'select 1' >/dev/null || die "postgres: the DSN $DATABASE_URL does not connect"

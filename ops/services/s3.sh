@@ -13,8 +13,8 @@ s3_start() {
   (umask 077 && cat >"$S3_DIR/s3proxy.conf" <<PROPS
 s3proxy.endpoint=http://127.0.0.1:$S3_PORT
 s3proxy.authorization=aws-v2-or-v4
-s3proxy.identity=$S3_ACCESS_KEY
-s3proxy.credential=$S3_SECRET_KEY
+s3proxy.identity=$(properties_value "$S3_ACCESS_KEY")
+s3proxy.credential=$(properties_value "$S3_SECRET_KEY")
 jclouds.provider=filesystem
 jclouds.filesystem.basedir=$S3_DIR/data
 PROPS
@@ -34,10 +34,22 @@ XML
   s3_wait "$(cat "$S3_DIR/s3.pid")"
 }
 
+# The credentials reach Python through the environment (exported by ops/services.sh), not as code.
 s3_ready() {
-  timeout 20 "$PYTHON" -c "
+  timeout 20 "$PYTHON" -c '
+import os
 from minio import Minio
-Minio('127.0.0.1:$S3_PORT', access_key='$S3_ACCESS_KEY', secret_key='$S3_SECRET_KEY', secure=False).list_buckets()"
+Minio("127.0.0.1:" + os.environ["S3_PORT"], access_key=os.environ["S3_ACCESS_KEY"],
+      secret_key=os.environ["S3_SECRET_KEY"], secure=False).list_buckets()'
+}
+
+# A value for a Java .properties line: backslashes doubled, leading blanks and line breaks escaped.
+properties_value() {
+  local v=${1//\\/\\\\}
+  v=${v//$'\n'/\\n}
+  v=${v//$'\r'/\\r}
+  [[ $v == [[:space:]]* ]] && v="\\$v"
+  printf '%s' "$v"
 }
 
 s3_wait() { wait_until s3 "$1" 60 "$S3_DIR/s3.log" s3_ready; }

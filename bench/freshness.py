@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import threading
 import time
@@ -69,9 +70,7 @@ def measure(commits: int) -> dict:
     finally:
         for server in servers.values():
             server.stop()
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def stats(values: list[float]) -> dict:
         ms = [v * 1000 for v in values]

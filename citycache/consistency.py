@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import redis
 
-from citycache.cities import fetch_cities, render_cities
+from citycache.cities import Cities, fetch_cities, render_cities
 from citycache.keys import CACHE_KEY_PATTERN, code_from_cache_key
 
 
@@ -33,8 +33,10 @@ def find_mismatches(client: redis.Redis, conn) -> tuple[list[Mismatch], int]:
         if cached is None:
             continue
         code = code_from_cache_key(key)
-        fresh = render_cities(fetch_cities(conn, code))
+        fresh = Cities(render_cities(fetch_cities(conn, code)))
+        found = Cities.from_cached(cached)
         checked += 1
-        if cached != fresh and client.get(key) == cached:
-            mismatches.append(Mismatch(code, cached, fresh))
+        # The stored ETag counts too: a wrong one would answer 304 to a client holding other cities.
+        if (found.data, found.etag) != (fresh.data, fresh.etag) and client.get(key) == cached:
+            mismatches.append(Mismatch(code, found.data, fresh.data))
     return mismatches, checked

@@ -8,6 +8,8 @@ import logging
 import logging.config
 import time
 
+import orjson
+
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged as a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -15,15 +17,33 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 
+def encode(line: dict) -> str:
+    """One JSON line laid out as `json.dumps(line, default=str)` lays it out (people grep for
+    '"msg": "stopped"'), several times faster: orjson writes each key and value, joined with json's
+    separators. Unlike json.dumps, non-ASCII text stays UTF-8 and nested values are compact."""
+    try:
+        parts = [b"%s: %s" % (orjson.dumps(key), orjson.dumps(value, default=str)) for key, value in line.items()]
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an int beyond 64 bits: the slow, general way
+        return json.dumps(line, default=str)
+    return (b"{" + b", ".join(parts) + b"}").decode()
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, component: str):
         super().__init__()
         self.component = component
+        self._second: tuple[int, str] = (-1, "")
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        # strftime once per second, not once per line.
+        second = int(record.created)
+        if self._second[0] != second:
+            self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{self._second[1]}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record),
             "level": record.levelname.lower(),
             "component": self.component,
             "logger": record.name,
@@ -35,7 +55,7 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return encode(line)
 
 
 def logging_config(component: str, level: str = "INFO", *, extra_loggers: dict | None = None) -> dict:

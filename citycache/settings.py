@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # writers notify whenever it may be asleep (db/trigger.sql, citycache/wakeup.py).
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # A copy of cached countries in each API process, dropped by Redis' invalidation pushes
+    # (citycache/near_cache.py); off: every hit is a Redis GET.
+    near_cache_enabled: bool = True
+    # The most each API process holds in its near cache, in bytes (least recently used go first).
+    near_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # prometheus_client's own variable: where every process writes its samples (citycache/metrics.py).
     prometheus_multiproc_dir: str = Field(default=".run/metrics", min_length=1)
     # Where supervisord writes each program's log (<dir>/<program>.log), when a file passes

@@ -40,6 +40,25 @@ pid_from_file() {
   is_our_pid "$pid" "$svc" ${dir:+"$dir"} && echo "$pid"
 }
 
+# all_node_pids NODE_PID_FN NODE...: every node's pid, space-separated; fails unless all of them run.
+all_node_pids() {
+  local fn=$1 node pid pids=()
+  shift
+  for node in "$@"; do
+    pid=$("$fn" "$node") || return 1
+    pids+=("$pid")
+  done
+  echo "${pids[*]}"
+}
+
+# any_node_runs NODE_PID_FN NODE...: whether any of the nodes runs.
+any_node_runs() {
+  local fn=$1 node
+  shift
+  for node in "$@"; do "$fn" "$node" >/dev/null && return 0; done
+  return 1
+}
+
 port_owner() {
   ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n 1 |
     sed 's/users:(("//; s/",pid=/ pid /'

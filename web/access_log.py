@@ -17,7 +17,7 @@ class JsonAccessLogger(glogging.Logger):
         if not self.access_log_enabled:
             return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-        headers = {name.lower(): value for name, value in resp.headers}
+        request_id = next((value for name, value in resp.headers if name.lower() == _REQUEST_ID), None)
         self.access_log.info("request", extra={
             "method": environ.get("REQUEST_METHOD"),
             "path": environ.get("PATH_INFO"),
@@ -25,5 +25,5 @@ class JsonAccessLogger(glogging.Logger):
             "status": int(status),
             "bytes": getattr(resp, "sent", None),
             "duration_ms": round(request_time.total_seconds() * 1000, 2),
-            "request_id": headers.get(_REQUEST_ID),
+            "request_id": request_id,
         })

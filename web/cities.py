@@ -1,15 +1,15 @@
-"""GET /cities/<code>: the cities of one country, cache-aside through Redis with leases; ETag and 304."""
+"""GET /cities/<code>: the cities of one country, from the near cache or through Redis with leases;
+ETag and 304."""
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import redis
 from flask import Blueprint, Response, request
 
-from citycache.cities import fetch_cities, is_empty, render_cities
-from citycache.keys import BadCode, normalize_code
-from citycache.metrics import CACHE_LOOKUPS
+from citycache.cities import Cities, fetch_cities, is_empty, render_cities
+from citycache.keys import BadCode, cache_key, normalize_code
+from citycache.metrics import CACHE_HITS, CACHE_MISSES
 from web.errors import json_error
 from web.resources import get_resources
 
@@ -19,29 +19,36 @@ bp = Blueprint("cities", __name__)
 CACHE_CONTROL = "no-cache"
 
 
-def etag_of(data: bytes) -> str:
-    """A weak ETag of the cities themselves: the same rows from the cache or the database (the body's
-    "source" differs) are the same entity. blake2b of a few kB costs microseconds, even on a hit."""
-    return 'W/"%s"' % hashlib.blake2b(data, digest_size=12).hexdigest()
-
-
-def read_cities(code: str) -> tuple[bytes, str]:
-    """The rendered cities of a normalized code and where they came from ("cache" or "db")."""
+def read_cities(code: str) -> tuple[Cities, str]:
+    """The cities of a normalized code and where they came from ("cache" or "db")."""
     resources = get_resources()
+    near, key = resources.near_cache(), cache_key(code)
+    if near is not None:
+        cities = near.get(key)
+        if cities is not None:
+            CACHE_HITS.inc()
+            return cities, "cache"
+        ticket = near.ticket(key)  # before the GET: an invalidation from now on voids the fill
 
     def load() -> bytes:
-        return resources.query(lambda conn: render_cities(fetch_cities(conn, code)))
+        return resources.query(lambda conn: Cities(render_cities(fetch_cities(conn, code))).cached())
 
     try:
-        data, source = resources.cache.read_through(code, load)
+        value, source = resources.cache.read_through(code, load)
     except redis.RedisError as exc:
         # The cache is an optimisation: without Redis, answer from the database.
         log.warning("redis unavailable, serving from the database", extra={"error": str(exc)})
-        data, source = load(), "db"
-    CACHE_LOOKUPS.labels("hit" if source == "cache" else "miss").inc()
-    if source == "db":
+        value, source = load(), "db"
+    cities = Cities.from_cached(value)
+    if source == "cache":
+        CACHE_HITS.inc()
+        if near is not None:
+            near.fill(key, ticket, cities, cities.size)
+    else:
+        # Not kept near: our own SET is about to come back as an invalidation; the next hit fills.
+        CACHE_MISSES.inc()
         log.info("cache miss, answered from the database", extra={"code": code})
-    return data, source
+    return cities, source
 
 
 @bp.get("/cities/<code>")
@@ -51,13 +58,11 @@ def get_cities(code: str):
     except BadCode as exc:
         return json_error(400, str(exc))
 
-    data, source = read_cities(code)
-    if is_empty(data):
+    cities, source = read_cities(code)
+    if is_empty(cities.data):
         return json_error(404, f"no cities for country code {code}")
-    etag = etag_of(data)
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-    if request.if_none_match.contains_weak(etag.removeprefix("W/").strip('"')):
+    headers = {"ETag": cities.etag, "Cache-Control": CACHE_CONTROL}
+    if "HTTP_IF_NONE_MATCH" in request.environ and request.if_none_match.contains_weak(cities.etag[3:-1]):
         return Response(status=304, headers=headers)
-    # `data` is cached exactly as sent: a hit is not decoded and re-encoded.
-    return Response(b'{"source":"%s","data":%s}' % (source.encode(), data), mimetype="application/json",
-                    headers=headers)
+    # The data is cached exactly as sent: a hit is not decoded and re-encoded.
+    return Response(cities.body(source), mimetype="application/json", headers=headers)

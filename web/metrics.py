@@ -1,6 +1,7 @@
 """GET /metrics: the samples of every process (multiprocess mode) plus the pipeline's state right now."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -58,6 +59,17 @@ def metrics():
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
+@functools.lru_cache(maxsize=1024)
+def _counter(method: str, route: str, status: int):
+    # Resolved once per series: prometheus_client's .labels() takes a lock and builds a key each call.
+    return HTTP_REQUESTS.labels(method, route, str(status))
+
+
+@functools.lru_cache(maxsize=1024)
+def _histogram(route: str):
+    return HTTP_SECONDS.labels(route)
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def start_timer() -> None:
@@ -67,10 +79,10 @@ def init_app(app: Flask) -> None:
     def count(response):
         # The rule, not the path: /cities/<code> is one series, not one per code.
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        _counter(request.method, route, response.status_code).inc()
         started = g.get("metrics_started")
         if started is not None:
-            HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+            _histogram(route).observe(time.perf_counter() - started)
         return response
 
     app.register_blueprint(bp)

@@ -76,8 +76,8 @@ def page():
     except BadCode as exc:
         context["error"], status = str(exc), 400
     else:
-        data, source = read_cities(code)
-        cities = json.loads(data)
+        found, source = read_cities(code)
+        cities = json.loads(found.data)
         context.update(country={"code": code, "name": country_names().get(code, code)}, cities=cities,
                        source=source, age=cache_age(r, code, source))
         if not cities:

@@ -13,8 +13,10 @@ from psycopg2.pool import ThreadedConnectionPool
 from citycache.cache import CityCache
 from citycache.clients import redis_client, s3_client
 from citycache.metrics import DB_QUERY_SECONDS
+from citycache.near_cache import NearCache
 from citycache.pipeline import KafkaAdmin
 from citycache.settings import Settings
+from citycache.tracking import InvalidationListener
 
 log = logging.getLogger(__name__)
 # How long a health check or a pipeline read may wait for a dependency.
@@ -28,6 +30,15 @@ class Resources:
     cache: CityCache
     s3: Minio
     kafka: KafkaAdmin  # for /health and /metrics: one connection per process, not one per request
+    near: NearCache | None = None
+    listener: InvalidationListener | None = None
+
+    def near_cache(self) -> NearCache | None:
+        """The near cache (None when turned off), its invalidation thread started in this process:
+        lazily, so each gunicorn worker gets its own connection after the fork."""
+        if self.listener is not None:
+            self.listener.ensure_started()
+        return self.near
 
     @contextlib.contextmanager
     def db(self):
@@ -63,12 +74,20 @@ def init_app(app: Flask) -> None:
     # minconn=0: nothing connects at start, so the app comes up (and says 503) while Postgres is down.
     pool = ThreadedConnectionPool(
         0, settings.web_threads + 2, settings.database_url, connect_timeout=3, application_name="web")
+    # One tracking connection hears the keys of one node only: with a Redis Cluster the near cache
+    # would miss the pushes of the other primaries, so it stays off there (README, The near cache).
+    near_on = settings.near_cache_enabled and not settings.redis_cluster
+    if settings.near_cache_enabled and settings.redis_cluster:
+        log.info("near cache off: REDIS_CLUSTER is set and tracking covers one node only")
+    near = NearCache(settings.near_cache_max_bytes) if near_on else None
     app.extensions["city_cache"] = Resources(
         settings=settings,
         pg_pool=pool,
         cache=CityCache(redis_client(settings), settings.cache_ttl_seconds),
         s3=s3_client(settings, pool_size=settings.web_threads),
         kafka=KafkaAdmin(settings, timeout_ms=int(CHECK_TIMEOUT_S * 1000)),
+        near=near,
+        listener=InvalidationListener(settings.redis_url, near) if near is not None else None,
     )
 
 

@@ -24,20 +24,9 @@ kafka_node_dir() { if ((KAFKA_BROKERS == 1)); then echo "$KAFKA_DIR"; else echo 
 kafka_node_pid() { pid_from_file "$(kafka_node_dir "$1")/kafka.pid" kafka; }
 
 # Every node's pid, space-separated; fails unless all of them run.
-kafka_pid() {
-  local node pid pids=()
-  for node in $(kafka_nodes); do
-    pid=$(kafka_node_pid "$node") || return 1
-    pids+=("$pid")
-  done
-  echo "${pids[*]}"
-}
+kafka_pid() { all_node_pids kafka_node_pid $(kafka_nodes); }
 
-kafka_any() {
-  local node
-  for node in $(kafka_nodes); do kafka_node_pid "$node" >/dev/null && return 0; done
-  return 1
-}
+kafka_any() { any_node_runs kafka_node_pid $(kafka_nodes); }
 
 kafka_quorum() {
   local node out=()

@@ -21,21 +21,10 @@ redis_node_dir() { if [[ $REDIS_CLUSTER == true ]]; then echo "$REDIS_DIR/$1"; e
 redis_node_pid() { pid_from_file "$(redis_node_dir "$1")/redis.pid" redis; }
 
 # Every node's pid, space-separated; fails unless all of them run.
-redis_pid() {
-  local port pid pids=()
-  for port in $(redis_ports); do
-    pid=$(redis_node_pid "$port") || return 1
-    pids+=("$pid")
-  done
-  echo "${pids[*]}"
-}
+redis_pid() { all_node_pids redis_node_pid $(redis_ports); }
 
 # Whether any node runs (a cluster with a killed node is still stopped node by node).
-redis_any() {
-  local port
-  for port in $(redis_ports); do redis_node_pid "$port" >/dev/null && return 0; done
-  return 1
-}
+redis_any() { any_node_runs redis_node_pid $(redis_ports); }
 
 redis_start_node() {
   local port=$1 dir

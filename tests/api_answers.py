@@ -1,0 +1,45 @@
+"""What the running API answers, process by process: the near caches' view from outside."""
+import os
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from citycache.cities import render_cities
+from citycache.tracking import NAME_PREFIX
+from tests.support import wait_until
+
+
+def answers(http, base_url, code: str, n: int = 12) -> set[bytes]:
+    """The data of n answers on new connections, so both gunicorn processes serve some."""
+    out = set()
+    for _ in range(n):
+        response = http.get(f"{base_url}/cities/{code}", headers={"Connection": "close"})
+        assert response.status_code == 200
+        out.add(response.content.split(b'"data":', 1)[1])
+    return out
+
+
+def expect(http, base_url, code: str, rows: list[tuple[str, int]]) -> None:
+    """Every process answers `rows` from now on (awaited: the push takes a moment)."""
+    want = {render_cities(rows) + b"}"}
+    wait_until(lambda: answers(http, base_url, code) == want, timeout=15, message=f"{code} to be fresh everywhere")
+    assert answers(http, base_url, code, n=20) == want
+
+
+def near_metric(http, base_url, name: str, **labels) -> float:
+    text = http.get(f"{base_url}/metrics", timeout=15).text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and sample.labels == labels)
+
+
+def tracking_clients(redis) -> dict[str, int]:
+    """The API processes' tracking connections (not a listener of this test process)."""
+    return {c["name"]: int(c["id"]) for c in redis.client_list()
+            if c.get("name", "").startswith(NAME_PREFIX) and c["name"] != f"{NAME_PREFIX}{os.getpid()}"}
+
+
+def warm(http, base_url, *codes: str) -> None:
+    """Fill every process' near cache (several answers each, so hits show in the metrics)."""
+    before = near_metric(http, base_url, "citycache_near_cache_lookups_total", result="hit")
+    for code in codes:
+        answers(http, base_url, code, n=20)
+    assert near_metric(http, base_url, "citycache_near_cache_lookups_total", result="hit") > before

@@ -5,9 +5,14 @@
 
 FROM python:3.11-slim-bookworm
 
+# LOG_*: supervisord.conf writes each program's log to LOG_DIR/<program>.log; here those files are
+# links to stdout (as the official nginx image does) and never rotated, so `docker logs` gets every line.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LOG_DIR=/var/log/city-cache \
+    LOG_FILE_MAX_BYTES=0 \
+    LOG_FILE_BACKUPS=0
 
 WORKDIR /app
 
@@ -18,7 +23,11 @@ RUN pip install --no-cache-dir -r requirements.txt \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app \
     && mkdir -p /app/.run \
     && chown 10001:10001 /app/.run \
-    && chmod 0700 /app/.run
+    && chmod 0700 /app/.run \
+    && mkdir -p /var/log/city-cache \
+    && ln -s /dev/stdout /var/log/city-cache/web.log \
+    && ln -s /dev/stdout /var/log/city-cache/pg_listener.log \
+    && ln -s /dev/stdout /var/log/city-cache/kafka_cleaner.log
 
 # Code and data stay root-owned (read-only to the app); only /app/.run (supervisord's socket and
 # pid, gunicorn's control socket) is writable.

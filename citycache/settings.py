@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import sys
 from urllib.parse import unquote, urlsplit
@@ -64,6 +65,11 @@ class Settings(BaseSettings):
     near_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # prometheus_client's own variable: where every process writes its samples (citycache/metrics.py).
     prometheus_multiproc_dir: str = Field(default=".run/metrics", min_length=1)
+    # Where supervisord writes each program's log (<dir>/<program>.log), when a file passes
+    # LOG_FILE_MAX_BYTES (supervisord's size syntax: 50MB; 0 never rotates) and how many old ones it keeps.
+    log_dir: str = Field(default=".run/log", min_length=1)
+    log_file_max_bytes: str = Field(default="50MB", pattern="^[0-9]+(KB|MB|GB)?$")
+    log_file_backups: int = Field(default=10, ge=0)
 
 
 class SettingsError(SystemExit):
@@ -121,7 +127,19 @@ def _port(name: str, read, default: int | None) -> int:
     return port
 
 
+def supervisord_exports(settings: Settings) -> str:
+    """What supervisord.conf expands (%(ENV_LOG_DIR)s...), as `export` lines; LOG_DIR made absolute."""
+    values = {
+        "LOG_DIR": os.path.abspath(settings.log_dir),
+        "LOG_FILE_MAX_BYTES": settings.log_file_max_bytes,
+        "LOG_FILE_BACKUPS": settings.log_file_backups,
+    }
+    return "\n".join(f"export {name}={shlex.quote(str(value))}" for name, value in values.items())
+
+
 if __name__ == "__main__":
-    # `python -m citycache.settings` prints the exports the ops scripts source.
-    print(shell_exports(get_settings()))
+    # `python -m citycache.settings` prints the exports the ops scripts source; with --supervisord,
+    # those the launchers of supervisord source.
+    settings = get_settings()
+    print(supervisord_exports(settings) if sys.argv[1:] == ["--supervisord"] else shell_exports(settings))
     sys.exit(0)

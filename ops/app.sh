@@ -10,6 +10,11 @@ export PATH="$VENV/bin:$PATH"
 cd "$ROOT"
 mkdir -p "$ROOT/.run"
 
+# supervisord.conf expands LOG_DIR, LOG_FILE_MAX_BYTES and LOG_FILE_BACKUPS: the settings' values
+# (environment, else .env, else the defaults: one file per program in .run/log/, rotated at 50MB).
+eval "$("$PYTHON" -m citycache.settings --supervisord)"
+mkdir -p "$LOG_DIR"
+
 ctl() { supervisorctl -c supervisord.conf "$@"; }
 running() { [[ $(ctl pid 2>/dev/null) =~ ^[0-9]+$ ]]; }
 http_port() { "$PYTHON" -c 'from citycache.settings import get_settings; print(get_settings().http_port)'; }
@@ -20,13 +25,13 @@ start() {
   local deadline=$((SECONDS + 60)) url="http://127.0.0.1:$(http_port)/health"
   until running && ctl status >/dev/null 2>&1 && curl -s -o /dev/null "$url"; do
     if ((SECONDS > deadline)); then
-      echo "app: programs did not come up; the end of .run/app.log:" >&2
-      tail -n 40 "$ROOT/.run/app.log" >&2
+      echo "app: programs did not come up; the end of .run/app.log and the programs' logs:" >&2
+      tail -n 40 "$ROOT/.run/app.log" "$LOG_DIR"/*.log >&2
       return 1
     fi
     sleep 0.5
   done
-  echo "app: web, pg_listener and kafka_cleaner RUNNING (logs: .run/app.log)"
+  echo "app: web, pg_listener and kafka_cleaner RUNNING (logs: $LOG_DIR/<program>.log, supervisord's own: .run/app.log)"
 }
 
 stop() {

@@ -5,6 +5,8 @@
   invalidate      invalidate a country's cache key by hand, through Kafka like a database write
   check           compare every cached cities_* key with the database (exit 1 on a mismatch)
   status          the pipeline: worker heartbeats, outbox backlog, consumer lag (exit 1 if unhealthy)
+  schema          install or uninstall the outbox and triggers on an existing city table (--dry-run)
+  doctor          check every setting and dependency as the programs use them (exit 1 on a failure)
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from citycache.settings import Settings, get_settings
+from citycache.settings import Settings, SettingsError, get_settings
 
 
 def cmd_load(settings: Settings, args) -> int:
@@ -180,6 +182,32 @@ def cmd_status(settings: Settings, args) -> int:
     return 0 if healthy else 1
 
 
+def cmd_schema(settings: Settings, args) -> int:
+    import psycopg2
+
+    from citycache.clients import pg_connect
+    from ops import schema
+
+    conn = pg_connect(settings, autocommit=True, application_name="ops.cli schema")
+    try:
+        action = schema.install if args.action == "install" else schema.uninstall
+        lines = action(conn, settings, dry_run=args.dry_run)
+    except schema.SchemaError as exc:
+        return fail(str(exc))
+    except psycopg2.Error as exc:  # the database refused a statement: nothing of that part was applied
+        return fail(f"the database refused it ({type(exc).__name__}): {str(exc).strip()}")
+    finally:
+        conn.close()
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_doctor(settings: Settings, args) -> int:
+    from ops import doctor
+
+    return doctor.main(settings, as_json=args.json)
+
+
 def fail(message: str, code: int = 2) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
@@ -222,12 +250,37 @@ def parser() -> argparse.ArgumentParser:
                                              "figure cannot be read.")
     status.add_argument("--json", action="store_true", help="one JSON object instead of text")
     status.set_defaults(run=cmd_status)
+
+    schema = commands.add_parser(
+        "schema", help="the outbox and triggers on an existing city table",
+        description="install: apply what invalidation needs (the outbox, the trigger function, its triggers) to "
+                    "the database of DATABASE_URL, which must have a city table; never touches city's rows; safe "
+                    "to run again. uninstall: drop exactly those pieces. Each prints what it did.")
+    schema.add_argument("action", choices=["install", "uninstall"])
+    schema.add_argument("--dry-run", action="store_true", help="print the SQL it would run and change nothing")
+    schema.set_defaults(run=cmd_schema)
+
+    doctor = commands.add_parser(
+        "doctor", help="check every setting and dependency",
+        description="Check Postgres, Kafka, Redis, the S3 store and supervisord with the settings the programs "
+                    "use; one line per check, each failure naming the setting or command that fixes it; exit 1 "
+                    "if anything failed.")
+    doctor.add_argument("--json", action="store_true", help="one JSON object instead of lines")
+    doctor.set_defaults(run=cmd_doctor)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = get_settings()  # a bad setting stops here with one line naming it
+    try:
+        settings = get_settings()  # a bad setting stops here with one line naming it
+    except SettingsError as exc:
+        if args.command != "doctor":
+            raise
+        from ops import doctor  # a bad setting is doctor's first finding, in its own format
+
+        return doctor.report([doctor.Check("settings", False, str(exc), "the named setting(s), in the "
+                                           "environment or the env file")], as_json=args.json)
     return args.run(settings, args)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -129,15 +130,20 @@ def test_cities(db, redis, invalidated, settings):
 
 
 @pytest.fixture
-def app_log():
-    """The app's log lines (JSON) written since the test started: supervisord's stdout, .run/app.log."""
-    path = ROOT / ".run" / "app.log"
-    start = path.stat().st_size if path.exists() else 0
+def app_log(settings):
+    """The programs' log lines (JSON) written since the test started: LOG_DIR/<program>.log, the files
+    supervisord writes (ops/app.sh and bin/run start it with LOG_DIR from the settings)."""
+    log_dir = Path(settings.log_dir) if Path(settings.log_dir).is_absolute() else ROOT / settings.log_dir
+    paths = [log_dir / f"{program}.log" for program in ("web", "pg_listener", "kafka_cleaner")]
+    starts = {path: path.stat().st_size if path.exists() else 0 for path in paths}
 
     def new_lines() -> str:
-        with open(path, "rb") as log:
-            log.seek(start)
-            return log.read().decode("utf-8", "replace")
+        text = []
+        for path in paths:
+            with open(path, "rb") as log:
+                log.seek(starts[path])
+                text.append(log.read().decode("utf-8", "replace"))
+        return "".join(text)
 
     return new_lines
 

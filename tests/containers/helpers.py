@@ -116,18 +116,28 @@ def conf_in_image() -> PurePosixPath:
     return conf
 
 
+def image_env() -> dict[str, str]:
+    """The environment the image's ENV lines give every process in it."""
+    return dict(DockerfileParser(str(DOCKERFILE)).envs)
+
+
 @functools.cache
-def supervisord(here: str | None = None) -> ServerOptions:
-    """supervisord.conf as supervisor reads it from the directory `here` (by default, where the image has it)."""
+def supervisord(here: str | None = None, env: tuple[tuple[str, str], ...] | None = None) -> ServerOptions:
+    """supervisord.conf as supervisor reads it from the directory `here` (by default, where the image has it),
+    with the environment `env` for its %(ENV_...)s (by default, the image's)."""
     options = ServerOptions()
     options.configfile = io.StringIO(SUPERVISORD_CONF.read_text())  # a file object: %(here)s stays ours
     options.here = here or str(conf_in_image().parent)
-    # supervisor checks that the directories it names exist on this machine; they are the image's.
+    options.environ_expansions = {f"ENV_{k}": v for k, v in (image_env().items() if env is None else env)}
+    # supervisor checks that the directories it names exist on this machine; they are the image's (the
+    # log files' too, checked in supervisor.datatypes).
     with mock.patch("supervisor.options.existing_dirpath", str), \
+            mock.patch("supervisor.datatypes.existing_dirpath", str), \
             mock.patch("supervisor.options.existing_directory", str):
         options.process_config(do_usage=False)
     return options
 
 
-def programs(here: str | None = None) -> dict:
-    return {p.name: p for group in supervisord(here).process_group_configs for p in group.process_configs}
+def programs(here: str | None = None, env: dict[str, str] | None = None) -> dict:
+    options = supervisord(here, None if env is None else tuple(sorted(env.items())))
+    return {p.name: p for group in options.process_group_configs for p in group.process_configs}

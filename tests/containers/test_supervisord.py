@@ -1,4 +1,5 @@
-"""supervisord.conf: its programs exist, the image has all they import, they stop in time and log to stdout."""
+"""supervisord.conf: its programs exist, the image has all they import, they stop in time; they log to stdout in the
+image and to a rotated file per program on a VM."""
 from __future__ import annotations
 
 import importlib.metadata
@@ -12,8 +13,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from citycache import timing
-from tests.containers.helpers import (ROOT, command_args, conf_in_image, gunicorn_config, image_files, option, programs,
-                                      services, workdir)
+from tests.containers.helpers import (ROOT, command_args, conf_in_image, env_of, gunicorn_config, image_env, image_files,
+                                      option, programs, run_commands, services, workdir)
 
 # Programs supervisord.conf must run (DESIGN.md, section 1).
 PROGRAMS = {"web", "pg_listener", "kafka_cleaner"}
@@ -82,6 +83,25 @@ def test_supervisord_waits_longer_than_each_programs_own_graceful_stop(tmp_path)
         assert programs()[name].stopwaitsecs > timing.LONGEST_STOP_SECONDS, name
 
 
-def test_every_program_logs_to_stdout_unrotated():
+def test_in_the_image_every_program_logs_to_stdout_unrotated():
+    """The image's ENV points each program's log file at a link to stdout, never rotated (a rotation
+    would replace the link with a file): `docker logs` gets every line."""
+    env = image_env()
+    links = {(cmd[-1]) for cmd in run_commands() if cmd[:2] == ["ln", "-s"] and cmd[2] == "/dev/stdout"}
     for name, p in programs().items():
-        assert (p.stdout_logfile, p.stdout_logfile_maxbytes, p.redirect_stderr) == ("/dev/stdout", 0, True), name
+        assert (p.stdout_logfile_maxbytes, p.stdout_logfile_backups, p.redirect_stderr) == (0, 0, True), name
+        assert p.stdout_logfile == f"{env['LOG_DIR']}/{name}.log" and p.stdout_logfile in links, \
+            f"{name} logs to {p.stdout_logfile}, which the image does not link to /dev/stdout ({links})"
+
+
+def test_on_a_vm_the_same_conf_writes_a_rotated_file_per_program():
+    vm = {"LOG_DIR": "/var/log/city-cache", "LOG_FILE_MAX_BYTES": "50MB", "LOG_FILE_BACKUPS": "10"}
+    for name, p in programs("/opt/city-cache/app", vm).items():
+        assert (p.stdout_logfile, p.stdout_logfile_maxbytes, p.stdout_logfile_backups) == (
+            f"/var/log/city-cache/{name}.log", 50 * 1024 * 1024, 10), name
+
+
+def test_compose_sets_the_log_settings_as_the_image_does():
+    app = env_of(services()["app"])
+    assert {k: app.get(k) for k in ("LOG_DIR", "LOG_FILE_MAX_BYTES", "LOG_FILE_BACKUPS")} == {
+        k: image_env()[k] for k in ("LOG_DIR", "LOG_FILE_MAX_BYTES", "LOG_FILE_BACKUPS")}

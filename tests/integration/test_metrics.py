@@ -116,5 +116,5 @@ def _answers(url: str) -> bool:
 
     try:
         return requests.get(url, timeout=5).status_code == 200
-    except requests.ConnectionError:
+    except requests.RequestException:  # refused or slow while gunicorn restarts: not yet
         return False

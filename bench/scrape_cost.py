@@ -20,12 +20,15 @@ def kafka_port() -> int:
     return int(get_settings().kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
 
 
-def closed_kafka_connections(port: int) -> int:
-    """Sockets closed by this side towards the Kafka port (closing or in TIME_WAIT): the last minute's."""
+def closed_kafka_connections(port: int) -> set[tuple[str, str]]:
+    """Sockets closed by this side towards the Kafka port (closing or in TIME_WAIT): the last minute's.
+
+    A set of (local, peer) addresses, not a count: sockets of earlier connections leave TIME_WAIT
+    while we measure, so only the ones that are new count."""
     states = [arg for state in ("fin-wait-1", "fin-wait-2", "closing", "time-wait") for arg in ("state", state)]
     out = subprocess.run(["ss", "-Htan", *states, f"( dport = :{port} )"],
                          capture_output=True, text=True, check=True).stdout
-    return len([line for line in out.splitlines() if line.strip()])
+    return {tuple(line.split()[-2:]) for line in out.splitlines() if line.strip()}
 
 
 def measure(path: str, requests_count: int = 20) -> dict:
@@ -40,7 +43,7 @@ def measure(path: str, requests_count: int = 20) -> dict:
             started = time.perf_counter()
             http.get(url, timeout=15)
             latencies.append((time.perf_counter() - started) * 1000)
-        opened = closed_kafka_connections(port) - before
+        opened = len(closed_kafka_connections(port) - before)
     return {"path": path, "p50_ms": round(statistics.median(latencies), 1),
             "kafka_connections_per_request": round(opened / requests_count, 2)}
 

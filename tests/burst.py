@@ -13,8 +13,10 @@ import time
 import psycopg2
 import requests
 
+from tests.support import Background
 
-class WriteBurst:
+
+class WriteBurst(Background):
     def __init__(self, database_url: str, base_url: str, codes: list[str], write_interval: float = 0.01):
         self.database_url = database_url
         self.base_url = base_url
@@ -26,16 +28,6 @@ class WriteBurst:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._write, daemon=True)] + [
             threading.Thread(target=self._read, daemon=True) for _ in range(2)]
-
-    def __enter__(self) -> "WriteBurst":
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
 
     def _write(self) -> None:
         rng, conn = random.Random(7), None

@@ -128,3 +128,20 @@ class Spawned:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+class Background:
+    """`with` starts `self._threads`, each looping until `self._stop` is set; leaving stops and joins them."""
+
+    _threads: list[threading.Thread]
+    _stop: threading.Event
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)

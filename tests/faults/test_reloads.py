@@ -10,7 +10,7 @@ import requests
 
 from tests.burst import WriteBurst
 from tests.faults.test_faults import CODES, assert_consistent, seeded  # noqa: F401 (a fixture)
-from tests.support import program_pid, supervisorctl, wait_until
+from tests.support import Background, program_pid, supervisorctl, wait_until
 
 CLIENTS = 8
 
@@ -20,7 +20,7 @@ def gunicorn_workers(master: int) -> set[int]:
         return {int(pid) for pid in children.read().split()}
 
 
-class SteadyClients:
+class SteadyClients(Background):
     """CLIENTS threads, each a keep-alive session asking in a loop; every failure is kept."""
 
     def __init__(self, url: str):
@@ -28,16 +28,6 @@ class SteadyClients:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._ask, daemon=True) for _ in range(CLIENTS)]
         self._lock = threading.Lock()
-
-    def __enter__(self) -> "SteadyClients":
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
 
     def _ask(self) -> None:
         with requests.Session() as http:

@@ -1,7 +1,8 @@
 """The outbox written by db/trigger.sql: take a batch, turn it into events, keep it deleted once published.
 
 One drain is two round trips: `BEGIN; DELETE ... RETURNING` takes up to a batch of rows no other
-listener holds (SKIP LOCKED), Kafka gets the events, then COMMIT. The rows are deleted only in the
+listener holds (SKIP LOCKED) and returns them grouped per code (a busy window holds thousands of rows
+and a few hundred codes: Postgres counts them, not Python), Kafka gets the events, then COMMIT. The rows are deleted only in the
 drain's own transaction: other listeners skip them meanwhile, and a rollback, a lost connection or a
 kill -9 gives every one of them back. So a row disappears only after Kafka acknowledged it.
 """
@@ -17,9 +18,10 @@ _COMMIT_TIME = {
 # The outbox has no key and no index: rows are addressed by ctid, taken in physical order.
 _TAKE_SQL = (
     "BEGIN; {flag}"
-    "DELETE FROM city_outbox WHERE ctid = ANY(ARRAY("
+    "WITH taken AS (DELETE FROM city_outbox WHERE ctid = ANY(ARRAY("
     "  SELECT ctid FROM city_outbox LIMIT %(limit)s FOR UPDATE SKIP LOCKED))"
-    " RETURNING code, extract(epoch FROM {commit_time})::float8"
+    "  RETURNING code, extract(epoch FROM {commit_time})::float8 AS at)"
+    " SELECT code, min(at), max(at), count(*)::int FROM taken GROUP BY code ORDER BY min(at)"
 )
 # Cleared in the drain's own round trip: a sequence is non-transactional, so writers see it at once.
 AWAKE = "SELECT setval('city_listener_asleep', 0); "
@@ -35,8 +37,12 @@ def take_sql(conn) -> tuple[str, str]:
             _TAKE_SQL.format(flag=AWAKE, commit_time=commit_time))
 
 
-def take(cur, sql: str, limit: int) -> list[tuple[str, float]]:
-    """Delete up to `limit` unheld rows in a new transaction; COMMIT after Kafka acked, else ROLLBACK."""
+Taken = tuple[str, float, float, int]  # a code, its first and last commit time, how many rows
+
+
+def take(cur, sql: str, limit: int) -> list[Taken]:
+    """Delete up to `limit` unheld rows in a new transaction, grouped per code, earliest first;
+    COMMIT after Kafka acked, else ROLLBACK."""
     cur.execute(sql, {"limit": limit})
     return cur.fetchall()
 
@@ -47,11 +53,12 @@ def pending(cur) -> bool:
     return cur.fetchone()[0]
 
 
-def to_events(rows: list[tuple[str, float]]) -> tuple[list[Invalidation], list[str]]:
-    """One event per distinct code (first and last commit time it covers), in first-seen order; and bad codes."""
+def to_events(taken: list[Taken]) -> tuple[list[Invalidation], list[str]]:
+    """One event per code (first and last commit time it covers), in the order taken; and bad codes.
+    Codes that differ only as stored ('bgr ', 'BGR') become one event."""
     by_code: dict[str, Invalidation] = {}
     bad: list[str] = []
-    for raw_code, committed_at in rows:
+    for raw_code, committed_at, last_committed_at, _rows in taken:
         try:
             code = parse_code(raw_code.strip())
         except ValueError:
@@ -59,8 +66,8 @@ def to_events(rows: list[tuple[str, float]]) -> tuple[list[Invalidation], list[s
             continue
         seen = by_code.get(code)
         if seen is None:
-            by_code[code] = Invalidation(code, committed_at=committed_at, last_committed_at=committed_at)
+            by_code[code] = Invalidation(code, committed_at=committed_at, last_committed_at=last_committed_at)
         else:
             by_code[code] = Invalidation(code, committed_at=min(seen.committed_at, committed_at),
-                                         last_committed_at=max(seen.last_committed_at, committed_at))
+                                         last_committed_at=max(seen.last_committed_at, last_committed_at))
     return list(by_code.values()), bad

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     logical_heartbeat_seconds: float = Field(default=10.0, gt=0)
     # /health and /metrics warn when the slot retains more WAL than this (bytes).
     slot_wal_warning_bytes: int = Field(default=1 << 30, gt=0)
+    # The longest pg_listener gathers changes before it publishes them, reached while they come at
+    # 5,000/s or faster; shorter at lower rates, down to at once (citycache/window.py). Longer: less
+    # work per commit for the pipeline under write load, for that much more commit->DEL latency.
+    capture_window_ms: int = Field(default=250, ge=0, le=10_000)
     # pg_listener reads the outbox at least this often without a NOTIFY: a safety net only, since
     # writers notify whenever it may be asleep (db/trigger.sql, citycache/wakeup.py).
     outbox_poll_seconds: float = Field(default=1.0, gt=0)

@@ -19,6 +19,7 @@ import time
 import psycopg2
 
 from citycache import metrics, outbox, replication, timing, wakeup
+from citycache.window import Window
 from citycache.clients import pg_connect, redis_client
 from citycache.events import CHANNEL, BadEvent, parse_code
 from citycache.heartbeat import Heartbeat
@@ -32,10 +33,11 @@ from workers.logical_capture import LogicalCapture
 
 log = logging.getLogger("pg_listener")
 
-BATCH_SIZE = 500
-# After a drain that found rows, the next one waits this long: rows of busy writers gather into fewer,
-# larger batches (less work per commit for this worker, Kafka and the cleaners) at a bounded delay.
-LINGER_SECONDS = 0.005
+# Rows per drain transaction (one Kafka publish): a full window at the highest rates fits in one.
+BATCH_SIZE = 20_000
+# After a drain that found rows, the next one waits at least this long (citycache/window.py: longer,
+# up to CAPTURE_WINDOW_MS, while rows come fast): rows of busy writers gather into fewer, larger batches.
+SHORTEST_WINDOW_SECONDS = 0.005
 # Rows another listener holds in a drain it has not committed: look again this soon, it may have died.
 HELD_RETRY_SECONDS = 0.02
 # How often a settling listener checks whether the writers it waits for have ended (doubling).
@@ -50,7 +52,9 @@ class PgListener:
         self.publisher = publisher
         self.kafka_backoff = Backoff(base=0.5, cap=timing.RECONNECT_CAP_SECONDS)
         self.heartbeat = Heartbeat(redis_client(settings, timeout=1.0), "pg_listener")
-        self.took = False  # the last drain took rows
+        self.taken = 0  # rows the last drain took
+        self.window = Window(SHORTEST_WINDOW_SECONDS, settings.capture_window_ms / 1000)
+        self.last_drain_at = time.monotonic()
 
     def run(self) -> None:
         """Capture in the configured mode until asked to stop."""
@@ -114,9 +118,9 @@ class PgListener:
                     if empty is None:  # Kafka failed: rows kept, retry after the backoff, then settle anew
                         drain_at = now + self.kafka_backoff.next()
                         state = AWAKE if state == SETTLING else state
-                    elif self.took:  # writers are busy: let rows gather a moment (writers don't notify)
+                    elif self.taken:  # writers are busy: let rows gather a moment (writers don't notify)
                         self.kafka_backoff.reset()
-                        drain_at = now + LINGER_SECONDS
+                        drain_at = now + self.window.seconds()
                     else:
                         self.kafka_backoff.reset()
                         drain_at = now + (self.settings.outbox_poll_seconds if empty else HELD_RETRY_SECONDS)
@@ -155,17 +159,26 @@ class PgListener:
             log.warning("bad notify payload skipped", extra={"payload": payload[:64], "error": str(exc)})
 
     def drain(self, cur, first_sql: str, sql: str) -> bool | None:
-        """Publish and delete outbox batches while they come back full, one commit per batch; `took`
-        says whether any rows were taken.
+        """Publish and delete outbox batches while they come back full, one commit per batch; `taken`
+        says how many rows were taken, and the window learns the rate they came at since the last drain.
 
         True: the outbox is empty. False: rows are left (taken by another listener, or more than a
         batch). None: Kafka failed and the batch was rolled back (kept for the retry)."""
-        take, self.took = first_sql, False
+        started, self.taken = time.monotonic(), 0
+        try:
+            return self._drain(cur, first_sql, sql)
+        finally:
+            self.window.observe(self.taken, started - self.last_drain_at)
+            self.last_drain_at = started
+
+    def _drain(self, cur, first_sql: str, sql: str) -> bool | None:
+        take = first_sql
         while True:
             try:
-                rows = outbox.take(cur, take, BATCH_SIZE)
+                grouped = outbox.take(cur, take, BATCH_SIZE)
+                rows = sum(count for *_, count in grouped)
                 take = sql
-                batch, bad = outbox.to_events(rows)
+                batch, bad = outbox.to_events(grouped)
                 for code in bad:
                     log.warning("bad outbox code skipped", extra={"code": code[:64]})
                 BAD_EVENTS.labels("outbox").inc(len(bad))
@@ -176,7 +189,7 @@ class PgListener:
             except PublishError as exc:
                 cur.execute("ROLLBACK")
                 log.warning("kafka unavailable, outbox kept for retry",
-                            extra={"error": str(exc), "rows": len(rows)})
+                            extra={"error": str(exc), "rows": rows})
                 return None
             except BaseException:
                 if not cur.connection.closed:
@@ -187,10 +200,10 @@ class PgListener:
                 raise
             if not rows:
                 return not outbox.pending(cur)
-            self.took = True
-            log.info("published", extra={"rows": len(rows), "codes": [e.code for e in batch][:20],
+            self.taken += rows
+            log.info("published", extra={"rows": rows, "codes": [e.code for e in batch][:20],
                                          "events": len(batch)})
-            if len(rows) < BATCH_SIZE:
+            if rows < BATCH_SIZE:
                 return False
 
 

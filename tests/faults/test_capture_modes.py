@@ -6,9 +6,13 @@ it ends, the supervised one starts again and, finding logical mode's slot, turns
 """
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg2
 import pytest
 
+from citycache.window import FULL_RATE
 from tests.support import run_ops, wait_until
 from tests.listeners import OwnListeners, in_a_drain
 from tests.faults.test_faults import CODES, run_burst
@@ -19,12 +23,12 @@ MODES = ["notify", "logical"]
 class Capture:
     """The mode's listener: start, stop, kill -9 and restart (as supervisord would)."""
 
-    def __init__(self, own: OwnListeners, mode: str) -> None:
-        self.own, self.mode = own, mode
+    def __init__(self, own: OwnListeners, mode: str, **env: str) -> None:
+        self.own, self.mode, self.env = own, mode, env
         self.listener = None
 
     def start(self) -> None:
-        self.listener = self.own.start(CAPTURE_MODE=self.mode)
+        self.listener = self.own.start(CAPTURE_MODE=self.mode, **self.env)
 
     def stop(self) -> None:
         self.listener.stop()
@@ -36,10 +40,23 @@ class Capture:
 
 @pytest.fixture(params=MODES)
 def capture(request, settings, tmp_path):
+    yield from _capture(request.param, settings, tmp_path)
+
+
+# A long window, so that the test below tells it apart from a publish per drain at any commit rate.
+WIDE_WINDOW_MS = 1000
+
+
+@pytest.fixture(params=MODES)
+def wide_window_capture(request, settings, tmp_path):
+    yield from _capture(request.param, settings, tmp_path, CAPTURE_WINDOW_MS=str(WIDE_WINDOW_MS))
+
+
+def _capture(mode_name: str, settings, tmp_path, **env: str):
     with OwnListeners(tmp_path, settings.database_url) as own:
-        mode = Capture(own, request.param)
+        mode = Capture(own, mode_name, **env)
         mode.start()
-        if request.param == "logical":
+        if mode_name == "logical":
             conn = psycopg2.connect(settings.database_url)
             conn.autocommit = True
             try:
@@ -122,3 +139,49 @@ def test_postgres_restarted(capture, settings, base_url, seeded, fault_times, pi
               lambda: run_ops("services.sh", "start", "postgres"),
               f"{capture.mode}: Postgres stopped, then started", fault_times, during_fault_committed=False)
     pipeline_flows()
+
+
+def test_a_write_load_is_published_in_windows_not_per_commit(wide_window_capture, settings, db, invalidated,
+                                                               test_cities):
+    """4 writers commit single-row UPDATEs as fast as they can for 3 s. The listener publishes once per
+    window (as long as the rate they came at says, citycache/window.py), one event per code: far fewer
+    events than commits; and the last commit is still invalidated."""
+    test_cities("QQE", *[(f"QQE-town-{i}", 1000 * i) for i in range(1, 9)])
+    listener = wide_window_capture.listener
+    since = listener.lines()
+    stop, commits = threading.Event(), []
+
+    def write(offset: int) -> None:
+        conn = psycopg2.connect(settings.database_url)
+        conn.autocommit = True
+        done = 0
+        try:  # not `with conn`: psycopg2 makes that one transaction, even in autocommit
+            with conn.cursor() as cur:
+                while not stop.is_set():
+                    cur.execute("UPDATE city SET population = population + 1 WHERE id = (SELECT id FROM city"
+                                " WHERE countrycode = 'QQE' ORDER BY id OFFSET %s LIMIT 1)", (offset,))
+                    done += 1
+        finally:
+            conn.close()
+        commits.append(done)
+
+    writers = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    with invalidated("QQE", timeout=30):
+        started = time.monotonic()
+        for writer in writers:
+            writer.start()
+        stop.wait(3.0)
+        stop.set()
+        for writer in writers:
+            writer.join(timeout=30)
+        seconds = time.monotonic() - started
+    published = [r for r in listener.messages(since) if r.get("msg") == "published" and "QQE" in r.get("codes", [])]
+    events = sum(r["events"] for r in published)
+    # The window the documented rule gives at the rate the writers reached (README, the capture window).
+    window = min(1.0, sum(commits) / seconds / FULL_RATE) * WIDE_WINDOW_MS / 1000
+    # One publish per window once the rate is known, a few more while the window widens from a quiet
+    # start, and the one after the load: per drain (5 ms, as before the window) it would be hundreds.
+    allowed = seconds / window + 8
+    assert sum(commits) > 4 * allowed, f"too few commits to tell: {sum(commits)} in {seconds:.1f} s"
+    assert events <= allowed, (f"{events} events for {sum(commits)} commits in {seconds:.1f} s; a"
+                               f" {window * 1000:.0f} ms window allows {allowed:.0f}")

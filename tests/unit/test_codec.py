@@ -60,8 +60,10 @@ def test_malformed_events_raise_bad_event(raw):
 
 
 def test_outbox_rows_coalesce_per_code():
-    rows = [("BGR", 10.0), ("DEU", 11.0), ("BGR", 9.0), ("bad!", 12.0), ("*", 13.0), ("BGR", 9.5)]
-    batch, bad = to_events(rows)
+    # As outbox.take returns them: per code as stored, with its first and last commit time and count.
+    taken = [("BGR", 9.0, 10.0, 2), ("DEU", 11.0, 11.0, 1), ("bgr ", 9.5, 12.5, 4), ("bad!", 12.0, 12.0, 1),
+             ("*", 13.0, 13.0, 1)]
+    batch, bad = to_events(taken)
     assert [e.code for e in batch] == ["BGR", "DEU", "*"]
-    assert batch[0] == Invalidation("BGR", committed_at=9.0, last_committed_at=10.0)
+    assert batch[0] == Invalidation("BGR", committed_at=9.0, last_committed_at=12.5)
     assert bad == ["bad!"]

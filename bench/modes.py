@@ -52,7 +52,7 @@ def capture_mode(mode: str, publish: tuple[str, ...] = ()):
             for table in publish:
                 cur.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_key ON {table} (id, countrycode)")
                 cur.execute(f"ALTER TABLE {table} REPLICA IDENTITY USING INDEX {table}_key")
-                cur.execute(f"ALTER PUBLICATION {replication.PUBLICATION} ADD TABLE {table}")
+                cur.execute(f"ALTER PUBLICATION {replication.PUBLICATION} ADD TABLE {table} {replication.PUBLISHED_COLUMNS}")
         yield
     finally:
         with pg_conn(application_name="bench-modes") as conn, conn.cursor() as cur:

@@ -12,6 +12,9 @@ import time
 
 PUBLICATION = "city_invalidation"
 KEY_INDEX = "city_id_countrycode_key"
+# The columns the walsender sends: the replica identity and nothing else. The code is all pg_listener
+# needs, and every other column would be turned into text for each change and sent for nothing.
+PUBLISHED_COLUMNS = "(id, countrycode)"
 TRIGGERS = ("city_invalidate_insert_v2", "city_invalidate_update_v2", "city_invalidate_delete_v2",
             "city_invalidate_truncate_v2")
 HEARTBEAT_PREFIX = "city-cache heartbeat"
@@ -40,7 +43,12 @@ def prepare_logical(conn, slot: str) -> bool:
         cur.execute(f"ALTER TABLE city REPLICA IDENTITY USING INDEX {KEY_INDEX}")
         cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (PUBLICATION,))
         if cur.fetchone() is None:
-            cur.execute(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE city")
+            cur.execute(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE city {PUBLISHED_COLUMNS}")
+        cur.execute("SELECT attnames::text[] FROM pg_publication_tables WHERE pubname = %s AND tablename = 'city'",
+                    (PUBLICATION,))
+        row = cur.fetchone()
+        if row is None or sorted(row[0]) != ["countrycode", "id"]:  # made before it had a column list
+            cur.execute(f"ALTER PUBLICATION {PUBLICATION} SET TABLE city {PUBLISHED_COLUMNS}")
         cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,))
         created = cur.fetchone() is None
         if created:

@@ -60,7 +60,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS {replication.KEY_INDEX} ON city (id, countryco
 ALTER TABLE city REPLICA IDENTITY USING INDEX {replication.KEY_INDEX};
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_publication WHERE pubname = '{replication.PUBLICATION}') THEN
-        CREATE PUBLICATION {replication.PUBLICATION} FOR TABLE city;
+        CREATE PUBLICATION {replication.PUBLICATION} FOR TABLE city {replication.PUBLISHED_COLUMNS};
     END IF;
 END $$;
 COMMIT;

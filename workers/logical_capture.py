@@ -1,8 +1,9 @@
 """CAPTURE_MODE=logical: Postgres -> Kafka from the WAL (pgoutput), nothing inside the writers' transactions.
 
 Reads the slot through psycopg2's replication connection in the same select() loop shape as notify
-mode. Committed transactions are batched while more are waiting, coalesced per code, published with
-acks=all, and only then is the slot's flush position confirmed: a crash, a kill -9 or a Kafka outage
+mode. Committed transactions are batched while more are waiting and for as long as the window says
+(citycache/window.py: at once while they trickle, up to CAPTURE_WINDOW_MS while they pour in),
+coalesced per code, published with acks=all, and only then is the slot's flush position confirmed: a crash, a kill -9 or a Kafka outage
 makes Postgres send the unconfirmed ones again (at-least-once). A periodic logical message keeps the
 slot moving while city is idle, so it does not pin WAL.
 """
@@ -23,10 +24,12 @@ from citycache.events import Invalidation
 from citycache.metrics import PUBLISHED
 from citycache.pgoutput import Decoder, Transaction
 from citycache.publisher import PublishError
+from citycache.window import Window
 
 log = logging.getLogger("pg_listener")
 
-BATCH_TRANSACTIONS = 500
+# Transactions per publish at most: a full window at the highest rates fits in one.
+BATCH_TRANSACTIONS = 50_000
 STATUS_SECONDS = 5.0  # standby status to the server at least this often (well under wal_sender_timeout)
 
 
@@ -51,6 +54,8 @@ class LogicalCapture:
         self.settings = listener.settings
         self.slot = self.settings.replication_slot
         self.next_heartbeat = 0.0
+        # Shortest window 0: a change that trickles in is published as soon as nothing else is waiting.
+        self.window = Window(0.0, self.settings.capture_window_ms / 1000)
 
     def run(self) -> None:
         pg_backoff = Backoff(base=0.2, cap=timing.RECONNECT_CAP_SECONDS)
@@ -92,6 +97,7 @@ class LogicalCapture:
             "proto_version": "1", "publication_names": replication.PUBLICATION, "messages": "true"})
         log.info("streaming", extra={"slot": self.slot, "publication": replication.PUBLICATION})
         decoder, pending, confirmed_at = Decoder(), [], time.monotonic()
+        published_at = due = time.monotonic()
         shutdown = self.listener.shutdown
         while not shutdown.requested:
             self.listener.heartbeat.beat()
@@ -103,10 +109,12 @@ class LogicalCapture:
             if message is not None:
                 done = decoder.feed(message.payload)
                 if done is not None:
+                    if not pending:
+                        due = now + self.window.seconds()
                     pending.append(done)
-                if len(pending) < BATCH_TRANSACTIONS:
-                    continue  # more may be waiting: read them before publishing
-            if pending and not decoder.in_transaction:  # confirm only at a transaction boundary
+            if pending and not decoder.in_transaction and (now >= due or len(pending) >= BATCH_TRANSACTIONS):
+                self.window.observe(len(pending), now - published_at)
+                published_at = now
                 if not self.publish(pending):
                     shutdown.sleep(self.listener.kafka_backoff.next(), every=timing.BEAT_SECONDS,
                                    tick=self.listener.heartbeat.beat)
@@ -118,10 +126,13 @@ class LogicalCapture:
                 cur.send_feedback(write_lsn=pending[-1].end_lsn, flush_lsn=pending[-1].end_lsn, force=True)
                 pending, confirmed_at = [], time.monotonic()
                 continue
+            if message is not None:
+                continue  # more may be waiting: read it before sleeping
             if now - confirmed_at >= STATUS_SECONDS:
                 cur.send_feedback()
                 confirmed_at = now
-            wait = max(0.0, min(self.next_heartbeat, confirmed_at + STATUS_SECONDS) - time.monotonic())
+            wake_at = min(self.next_heartbeat, confirmed_at + STATUS_SECONDS, due if pending else float("inf"))
+            wait = max(0.0, wake_at - time.monotonic())
             ready, _, _ = select.select([repl, shutdown], [], [], min(wait, timing.BEAT_SECONDS))
             if shutdown in ready:
                 shutdown.clear_wakeups()

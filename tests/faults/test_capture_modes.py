@@ -178,7 +178,7 @@ def test_a_write_load_is_published_in_windows_not_per_commit(wide_window_capture
     published = [r for r in listener.messages(since) if r.get("msg") == "published" and "QQE" in r.get("codes", [])]
     events = sum(r["events"] for r in published)
     # The window the documented rule gives at the rate the writers reached (README, the capture window).
-    window = min(1.0, sum(commits) / seconds / FULL_RATE) * WIDE_WINDOW_MS / 1000
+    window = min(1.0, sum(commits) / seconds / FULL_RATE) ** 2 * WIDE_WINDOW_MS / 1000
     # One publish per window once the rate is known, a few more while the window widens from a quiet
     # start, and the one after the load: per drain (5 ms, as before the window) it would be hundreds.
     allowed = seconds / window + 8

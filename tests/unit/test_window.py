@@ -8,17 +8,17 @@ def test_a_quiet_database_publishes_at_once():
     window = Window(0.0, 0.25)
     assert window.seconds() == 0.0
     window.observe(1, 2.0)  # one change in the last two seconds
-    assert window.seconds() == pytest.approx(0.25 * 0.5 / FULL_RATE)
+    assert window.seconds() == pytest.approx(0.25 * (0.5 / FULL_RATE) ** 2)
     assert window.seconds() < 0.001
 
 
-def test_the_window_grows_with_the_rate_up_to_the_longest():
+def test_the_window_grows_with_the_square_of_the_rate_up_to_the_longest():
     window = Window(0.005, 0.25)
     seen = []
     for rate in (10, FULL_RATE / 4, FULL_RATE / 2, FULL_RATE, FULL_RATE * 10):
         window.observe(int(rate), 1.0)
         seen.append(window.seconds())
-    assert seen == pytest.approx([0.005, 0.0625, 0.125, 0.25, 0.25])
+    assert seen == pytest.approx([0.005, 0.25 / 16, 0.25 / 4, 0.25, 0.25])
 
 
 def test_the_rate_is_that_of_the_last_window_only():

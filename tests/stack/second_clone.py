@@ -83,9 +83,11 @@ class Terminal:
 
     def __init__(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
         self.master, slave = os.openpty()
-        # setsid -c: a session of its own with this terminal as its controlling terminal.
-        self.process = subprocess.Popen(["setsid", "-c", *argv], cwd=cwd, env=env, stdin=slave, stdout=slave,
-                                        stderr=slave)
+        # setsid -c: a session of its own with this terminal as its controlling terminal. env resets the
+        # signals a terminal's shell starts with: under `nohup` (or as a background job) the suite would
+        # pass SIGHUP ignored on, and bash cannot trap a signal ignored at its start.
+        self.process = subprocess.Popen(["env", "--default-signal=HUP,INT,QUIT,TERM,PIPE", "setsid", "-c", *argv],
+                                        cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave)
         os.close(slave)
         self.output = bytearray()
         self._open = True

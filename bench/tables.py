@@ -66,7 +66,8 @@ def city_copies(prefix: str, rows: int):
                     FROM generate_series(1, %s) AS g
                     JOIN (SELECT row_number() OVER (ORDER BY id) AS n, * FROM city) AS c
                       ON c.n = 1 + (g - 1) %% (SELECT count(*) FROM city)""", (rows,))
-                cur.execute(f"CREATE INDEX ON {table} (countrycode)")
+                # As db/schema.sql makes city's: logical mode uses it as the replica identity (bench.modes).
+                cur.execute(f"CREATE UNIQUE INDEX {table}_countrycode_idx ON {table} (countrycode, id)")
                 if VARIANTS[variant]:
                     cur.execute(VARIANTS[variant].format(table=table))
                 cur.execute(f"VACUUM ANALYZE {table}")

@@ -56,8 +56,7 @@ TRIGGER = Part("db/trigger.sql", (DB_DIR / "trigger.sql").read_text(encoding="ut
 # country code of a deleted row. pg_listener makes the same at start (citycache/replication.py), with
 # its slot; uninstall drops an inactive slot too.
 LOGICAL = Part("CAPTURE_MODE=logical (citycache/replication.py)", f"""BEGIN;
-CREATE UNIQUE INDEX IF NOT EXISTS {replication.KEY_INDEX} ON city (id, countrycode);
-ALTER TABLE city REPLICA IDENTITY USING INDEX {replication.KEY_INDEX};
+{replication.IDENTITY_SQL.strip()}
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_publication WHERE pubname = '{replication.PUBLICATION}') THEN
         CREATE PUBLICATION {replication.PUBLICATION} FOR TABLE city {replication.PUBLISHED_COLUMNS};
@@ -65,10 +64,10 @@ DO $$ BEGIN
 END $$;
 COMMIT;
 """, (
-    Piece(f"index {replication.KEY_INDEX} on city (id, countrycode)",
-          f"SELECT to_regclass('{replication.KEY_INDEX}') IS NOT NULL", f"DROP INDEX IF EXISTS {replication.KEY_INDEX}"),
-    Piece("replica identity of city (that index)", "SELECT relreplident = 'i' FROM pg_class WHERE oid = 'city'::regclass",
-          "ALTER TABLE city REPLICA IDENTITY DEFAULT"),
+    # The index goes with it only if IDENTITY_SQL had to make it: a schema's own unique index stays.
+    Piece(f"replica identity of city (a unique index on (id, countrycode); {replication.KEY_INDEX} if made for it)",
+          "SELECT relreplident = 'i' FROM pg_class WHERE oid = 'city'::regclass",
+          f"ALTER TABLE city REPLICA IDENTITY DEFAULT; DROP INDEX IF EXISTS {replication.KEY_INDEX}"),
     Piece(f"publication {replication.PUBLICATION}",
           f"SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = '{replication.PUBLICATION}')",
           f"DROP PUBLICATION IF EXISTS {replication.PUBLICATION}"),

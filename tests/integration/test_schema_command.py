@@ -146,3 +146,19 @@ def test_logical_mode_adds_the_publication_and_replica_identity_and_uninstall_ta
     out = schema(url, "uninstall")  # whatever the mode now: every piece that is there goes
     assert "dropped: publication city_invalidation" in out.stdout, out.stdout
     assert query(conn, CATALOG) == before
+
+
+def test_logical_mode_uses_the_schemas_own_unique_index_as_identity_and_uninstall_keeps_it(existing_db):
+    """A city with a unique index on (countrycode, id), as db/schema.sql makes it: logical mode adds no
+    index of its own (a third index slows every non-HOT update), and uninstall leaves the schema's."""
+    url, conn = existing_db
+    with conn.cursor() as cur:
+        cur.execute("CREATE UNIQUE INDEX city_countrycode_idx ON city (countrycode, id)")
+    before = query(conn, CATALOG)
+    assert schema(url, "install", mode="logical").returncode == 0
+    assert query(conn, "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'city'::regclass"
+                       " AND indisreplident") == [("city_countrycode_idx",)]
+    assert ("relation city_id_countrycode_key",) not in query(conn, CATALOG)
+    out = schema(url, "uninstall")
+    assert out.returncode == 0, out.stderr
+    assert query(conn, CATALOG) == before

@@ -30,6 +30,7 @@ log = logging.getLogger("pg_listener")
 
 # Transactions per publish at most: a full window at the highest rates fits in one.
 BATCH_TRANSACTIONS = 50_000
+READ_BURST = 10_000  # messages read before the loop looks at the clock again
 STATUS_SECONDS = 5.0  # standby status to the server at least this often (well under wal_sender_timeout)
 
 
@@ -99,19 +100,27 @@ class LogicalCapture:
         decoder, pending, confirmed_at = Decoder(), [], time.monotonic()
         published_at = due = time.monotonic()
         shutdown = self.listener.shutdown
+        read, feed = cur.read_message, decoder.feed
         while not shutdown.requested:
             self.listener.heartbeat.beat()
-            now = time.monotonic()
-            if now >= self.next_heartbeat:
+            if time.monotonic() >= self.next_heartbeat:
                 replication.heartbeat(conn)
-                self.next_heartbeat = now + self.settings.logical_heartbeat_seconds
-            message = cur.read_message()
-            if message is not None:
-                done = decoder.feed(message.payload)
+                self.next_heartbeat = time.monotonic() + self.settings.logical_heartbeat_seconds
+            # Read what is waiting in one go: a busy server never leaves the socket empty, so a burst
+            # is bounded, and the window's deadline is looked at between bursts.
+            message = None
+            for _ in range(READ_BURST):
+                message = read()
+                if message is None:
+                    break
+                done = feed(message.payload)
                 if done is not None:
                     if not pending:
-                        due = now + self.window.seconds()
+                        due = time.monotonic() + self.window.seconds()
                     pending.append(done)
+                    if len(pending) >= BATCH_TRANSACTIONS:
+                        break
+            now = time.monotonic()
             if pending and not decoder.in_transaction and (now >= due or len(pending) >= BATCH_TRANSACTIONS):
                 self.window.observe(len(pending), now - published_at)
                 published_at = now
@@ -127,13 +136,17 @@ class LogicalCapture:
                 pending, confirmed_at = [], time.monotonic()
                 continue
             if message is not None:
-                continue  # more may be waiting: read it before sleeping
+                continue  # the burst ended with more waiting
             if now - confirmed_at >= STATUS_SECONDS:
                 cur.send_feedback()
                 confirmed_at = now
             wake_at = min(self.next_heartbeat, confirmed_at + STATUS_SECONDS, due if pending else float("inf"))
             wait = max(0.0, wake_at - time.monotonic())
-            ready, _, _ = select.select([repl, shutdown], [], [], min(wait, timing.BEAT_SECONDS))
+            # While a window is open (complete transactions pending, not yet due) the changes that
+            # follow wait in the socket and are read in one burst when it closes: reading each as it
+            # comes cost a wake-up per commit, half of this process's CPU at 10,000 commits/s.
+            watched = [shutdown] if pending and not decoder.in_transaction and wait > 0 else [repl, shutdown]
+            ready, _, _ = select.select(watched, [], [], min(wait, timing.BEAT_SECONDS))
             if shutdown in ready:
                 shutdown.clear_wakeups()
 

@@ -7,7 +7,7 @@ The response body is the project's cache-hit body, so the bytes on the wire are 
 import redis
 from flask import Flask, Response
 
-from citycache.cities import Cities
+from citycache.read.cities import Cities
 from citycache.keys import cache_key
 from citycache.settings import get_settings
 

@@ -26,7 +26,7 @@ def recreate_topic(partitions: int) -> None:
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, UnknownTopicOrPartitionError
 
-    from citycache.clients import kafka_admin
+    from citycache.runtime.clients import kafka_admin
     from citycache.events import TOPIC
     from citycache.settings import get_settings
 

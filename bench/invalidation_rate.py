@@ -18,7 +18,7 @@ from bench.common import Figure, Sizes, pg_conn, settings
 from bench.kafka_tap import KafkaTap
 from bench.modes import MODES, capture_mode
 from bench.rows import bench_rows
-from citycache.clients import kafka_admin
+from citycache.runtime.clients import kafka_admin
 
 SAMPLE_S = 0.2
 TOLERANCE = 0.97  # "at least 1.0" within the noise of two rates sampled on a shared machine

@@ -7,7 +7,7 @@ import time
 import redis
 from redis.cluster import RedisCluster
 
-from citycache.clients import redis_client
+from citycache.runtime.clients import redis_client
 from citycache.keys import code_from_cache_key, cache_key
 from citycache.settings import get_settings
 

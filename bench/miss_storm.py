@@ -11,9 +11,9 @@ import threading
 import time
 
 from bench.common import Figure, Sizes, percentile, pg_conn, settings
-from citycache.cache import invalidate
-from citycache.cities import CITIES_SQL
-from citycache.clients import redis_client
+from citycache.read.cache import invalidate
+from citycache.read.cities import CITIES_SQL
+from citycache.runtime.clients import redis_client
 
 CODE = "USA"  # the most cities: the slowest fill, the widest window for a herd
 TARGET_QUERIES = 1

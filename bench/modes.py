@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from bench.common import ROOT, pg_conn, settings, wait_for
-from citycache import replication
+from citycache.write import replication
 
 MODES = ("notify", "logical")
 

@@ -13,7 +13,7 @@ import time
 
 from bench.common import (Figure, Sizes, base_url, children, cpu_ticks, median, need, rss_bytes, settings,
                           web_master_pid)
-from citycache.clients import s3_client
+from citycache.runtime.clients import s3_client
 
 RSS_TARGET_MIB, THROUGHPUT_TARGET = 32, 0.7
 

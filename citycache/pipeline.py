@@ -14,8 +14,9 @@ import redis
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.protocol.consumer.offsets import OffsetSpec
 
-from citycache import heartbeat, replication
-from citycache.clients import kafka_admin
+from citycache.runtime import heartbeat
+from citycache.write import replication
+from citycache.runtime.clients import kafka_admin
 from citycache.events import TOPIC
 from citycache.settings import Settings
 

@@ -55,19 +55,19 @@ class Settings(BaseSettings):
     # /health and /metrics warn when the slot retains more WAL than this (bytes).
     slot_wal_warning_bytes: int = Field(default=1 << 30, gt=0)
     # The longest pg_listener gathers changes before it publishes them, reached while they come at
-    # 5,000/s or faster; shorter at lower rates, down to at once (citycache/window.py). Longer: less
+    # 5,000/s or faster; shorter at lower rates, down to at once (citycache/write/window.py). Longer: less
     # work per commit for the pipeline under write load, for that much more commit->DEL latency.
     capture_window_ms: int = Field(default=250, ge=0, le=10_000)
     # pg_listener reads the outbox at least this often without a NOTIFY: a safety net only, since
-    # writers notify whenever it may be asleep (db/trigger.sql, citycache/wakeup.py).
+    # writers notify whenever it may be asleep (db/trigger.sql, citycache/write/wakeup.py).
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     # A copy of cached countries in each API process, dropped by Redis' invalidation pushes
-    # (citycache/near_cache.py); off: every hit is a Redis GET.
+    # (citycache/read/near_cache.py); off: every hit is a Redis GET.
     near_cache_enabled: bool = True
     # The most each API process holds in its near cache, in bytes (least recently used go first).
     near_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
-    # prometheus_client's own variable: where every process writes its samples (citycache/metrics.py).
+    # prometheus_client's own variable: where every process writes its samples (citycache/runtime/metrics.py).
     prometheus_multiproc_dir: str = Field(default=".run/metrics", min_length=1)
     # Where supervisord writes each program's log (<dir>/<program>.log), when a file passes
     # LOG_FILE_MAX_BYTES (supervisord's size syntax: 50MB; 0 never rotates) and how many old ones it keeps.

@@ -11,7 +11,7 @@
 -- GeoNames reports unknown populations as 0, never negative.
 -- The index serves the API's only read, `... WHERE countrycode = $1`. It is unique on (countrycode, id)
 -- (id alone is unique anyway) so that CAPTURE_MODE=logical can use it as the replica identity instead
--- of adding a third index that every non-HOT update pays for (citycache/replication.py). A database
+-- of adding a third index that every non-HOT update pays for (citycache/write/replication.py). A database
 -- made before keeps its plain index (this file never alters one).
 
 CREATE TABLE IF NOT EXISTS city (

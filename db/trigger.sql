@@ -9,7 +9,7 @@
 -- Why a lean outbox (one text column, no sequence, no index): the listener takes rows by ctid, so
 -- writers pay neither a sequence nor the right-most btree page (DESIGN.md, 7: 0.79 -> 0.87).
 --
--- The handshake (see citycache/wakeup.py): the flag is a sequence, so it is read and set outside
+-- The handshake (see citycache/write/wakeup.py): the flag is a sequence, so it is read and set outside
 -- MVCC: every writer sees the newest value whatever its isolation level, and the listener's setval is
 -- visible at once, before its transaction ends. A writer reads it only after its own outbox row
 -- exists, so it already holds an xid: a listener that sets the flag and then waits for every xid in
@@ -105,7 +105,7 @@ EXCEPTION WHEN dependent_objects_still_exist THEN
 END;
 $$;
 
--- Created only when missing, never replaced: CAPTURE_MODE=logical disables them (citycache/replication.py),
+-- Created only when missing, never replaced: CAPTURE_MODE=logical disables them (citycache/write/replication.py),
 -- and applying this file again (ops.seed --reload does) must leave them disabled.
 DO $$
 DECLARE

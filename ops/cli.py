@@ -50,8 +50,8 @@ class Progress:
 
 
 def cmd_upload_image(settings: Settings, args) -> int:
-    from citycache.clients import s3_client
-    from citycache.images import IMAGE_NAME_RULE, valid_image_name
+    from citycache.runtime.clients import s3_client
+    from citycache.read.images import IMAGE_NAME_RULE, valid_image_name
 
     path = Path(args.path)
     name = args.name or path.name
@@ -76,8 +76,9 @@ def cmd_invalidate(settings: Settings, args) -> int:
     except BadCode as exc:
         return fail(str(exc))
     if args.direct:
-        from citycache.cache import invalidate, invalidate_all
-        from citycache.clients import redis_client, redis_deleter
+        from citycache.read.cache import invalidate, invalidate_all
+        from citycache.runtime.clients import redis_client
+        from citycache.write.deletes import redis_deleter
 
         client = redis_client(settings)
         deleter = redis_deleter(settings, client)  # replicated like the cleaner's deletes
@@ -85,7 +86,7 @@ def cmd_invalidate(settings: Settings, args) -> int:
                    else invalidate(client, [code], deleter))
         print(f"deleted {deleted} key(s) for {code} directly in Redis")
         return 0
-    from citycache.publisher import PublishError, Publisher
+    from citycache.write.publisher import PublishError, Publisher
 
     publisher = Publisher(settings, client_id="ops.cli")
     try:
@@ -101,7 +102,7 @@ def cmd_invalidate(settings: Settings, args) -> int:
 def pipeline_state(settings: Settings):
     """The pipeline's state as /health and /metrics read it (citycache.pipeline.snapshot)."""
     from citycache import pipeline
-    from citycache.clients import pg_connect, redis_client
+    from citycache.runtime.clients import pg_connect, redis_client
 
     def query(work):
         conn = pg_connect(settings, autocommit=True, application_name="ops.cli")
@@ -118,8 +119,8 @@ def pipeline_state(settings: Settings):
 
 
 def cmd_check(settings: Settings, args) -> int:
-    from citycache.clients import pg_connect, redis_client
-    from citycache.consistency import find_mismatches
+    from citycache.runtime.clients import pg_connect, redis_client
+    from citycache.read.consistency import find_mismatches
 
     conn = pg_connect(settings, autocommit=True, application_name="ops.cli")
     try:
@@ -185,7 +186,7 @@ def cmd_status(settings: Settings, args) -> int:
 def cmd_schema(settings: Settings, args) -> int:
     import psycopg2
 
-    from citycache.clients import pg_connect
+    from citycache.runtime.clients import pg_connect
     from ops import schema
 
     conn = pg_connect(settings, autocommit=True, application_name="ops.cli schema")

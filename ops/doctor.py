@@ -35,7 +35,7 @@ def _error(exc: Exception) -> str:
 
 
 def check_postgres(settings) -> list[Check]:
-    from citycache.clients import pg_connect
+    from citycache.runtime.clients import pg_connect
     from ops import schema
 
     url = urlsplit(settings.database_url)
@@ -74,7 +74,7 @@ def check_postgres(settings) -> list[Check]:
 
 
 def check_kafka(settings) -> list[Check]:
-    from citycache.clients import kafka_admin
+    from citycache.runtime.clients import kafka_admin
     from citycache.events import TOPIC
 
     servers = settings.kafka_bootstrap_servers
@@ -113,7 +113,7 @@ def check_kafka(settings) -> list[Check]:
 def check_redis(settings) -> list[Check]:
     import redis
 
-    from citycache.clients import redis_client
+    from citycache.runtime.clients import redis_client
 
     url = urlsplit(settings.redis_url)
     where = f"{url.hostname}:{url.port or 6379}{url.path}"
@@ -160,7 +160,7 @@ def check_redis(settings) -> list[Check]:
 def check_s3(settings) -> list[Check]:
     from minio.error import S3Error
 
-    from citycache.clients import s3_client
+    from citycache.runtime.clients import s3_client
 
     where, bucket = settings.s3_endpoint, settings.s3_bucket
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from citycache import replication
+from citycache.write import replication
 
 DB_DIR = Path(__file__).resolve().parent.parent / "db"
 
@@ -53,9 +53,9 @@ TRIGGER = Part("db/trigger.sql", (DB_DIR / "trigger.sql").read_text(encoding="ut
 ))
 
 # CAPTURE_MODE=logical reads the WAL: city in a publication, with a replica identity that carries the
-# country code of a deleted row. pg_listener makes the same at start (citycache/replication.py), with
+# country code of a deleted row. pg_listener makes the same at start (citycache/write/replication.py), with
 # its slot; uninstall drops an inactive slot too.
-LOGICAL = Part("CAPTURE_MODE=logical (citycache/replication.py)", f"""BEGIN;
+LOGICAL = Part("CAPTURE_MODE=logical (citycache/write/replication.py)", f"""BEGIN;
 {replication.IDENTITY_SQL.strip()}
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_publication WHERE pubname = '{replication.PUBLICATION}') THEN

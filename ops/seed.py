@@ -24,8 +24,8 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from citycache.clients import s3_client
-from citycache.logs import configure_logging
+from citycache.runtime.clients import s3_client
+from citycache.runtime.logs import configure_logging
 from citycache.settings import Settings, get_settings
 from ops import cities_data
 

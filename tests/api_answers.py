@@ -3,8 +3,8 @@ import os
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from citycache.cities import render_cities
-from citycache.tracking import NAME_PREFIX
+from citycache.read.cities import render_cities
+from citycache.read.tracking import NAME_PREFIX
 from tests.support import wait_until
 
 

@@ -8,7 +8,7 @@ import psycopg2
 import pytest
 import requests
 
-from citycache.clients import redis_client, s3_client
+from citycache.runtime.clients import redis_client, s3_client
 from citycache.keys import cache_key
 from citycache.settings import get_settings
 from tests.support import ROOT, wait_until

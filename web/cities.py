@@ -7,9 +7,9 @@ import logging
 import redis
 from flask import Blueprint, Response, request
 
-from citycache.cities import Cities, fetch_cities, is_empty, render_cities
+from citycache.read.cities import Cities, fetch_cities, is_empty, render_cities
 from citycache.keys import BadCode, cache_key, normalize_code
-from citycache.metrics import CACHE_HITS, CACHE_MISSES
+from citycache.runtime.metrics import CACHE_HITS, CACHE_MISSES
 from web.errors import json_error
 from web.resources import get_resources
 

@@ -1,8 +1,8 @@
 """gunicorn settings (gthread workers); every value comes from the project settings."""
 from pathlib import Path
 
-from citycache import metrics
-from citycache.logs import logging_config
+from citycache.runtime import metrics
+from citycache.runtime.logs import logging_config
 from citycache.settings import get_settings
 
 _settings = get_settings()

@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Blueprint, jsonify
 
-from citycache import heartbeat, pipeline
+from citycache import pipeline
+from citycache.runtime import heartbeat
 from web.resources import CHECK_TIMEOUT_S, Resources, get_resources
 
 bp = Blueprint("health", __name__)

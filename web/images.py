@@ -10,7 +10,7 @@ from flask import Blueprint, Response, request
 from minio.error import S3Error
 from werkzeug.routing import BaseConverter
 
-from citycache.images import IMAGE_NAME_RULE, valid_image_name
+from citycache.read.images import IMAGE_NAME_RULE, valid_image_name
 from web.errors import json_error
 from web.resources import get_resources
 

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 
 from citycache import pipeline
-from citycache.metrics import HTTP_REQUESTS, HTTP_SECONDS, directory
+from citycache.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS, directory
 from web.resources import get_resources
 
 log = logging.getLogger(__name__)

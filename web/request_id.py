@@ -7,7 +7,7 @@ import re
 
 from flask import Flask, g, request
 
-from citycache.logs import request_id
+from citycache.runtime.logs import request_id
 
 HEADER = "X-Request-ID"
 # Ids from clients and proxies are logged and echoed: only short, printable, header-safe ones are kept.

@@ -10,13 +10,13 @@ from flask import Flask, current_app
 from minio import Minio
 from psycopg2.pool import ThreadedConnectionPool
 
-from citycache.cache import CityCache
-from citycache.clients import redis_client, s3_client
-from citycache.metrics import DB_QUERY_SECONDS
-from citycache.near_cache import NearCache
+from citycache.read.cache import CityCache
+from citycache.runtime.clients import redis_client, s3_client
+from citycache.runtime.metrics import DB_QUERY_SECONDS
+from citycache.read.near_cache import NearCache
 from citycache.pipeline import KafkaAdmin
 from citycache.settings import Settings
-from citycache.tracking import InvalidationListener
+from citycache.read.tracking import InvalidationListener
 
 log = logging.getLogger(__name__)
 # How long a health check or a pipeline read may wait for a dependency.

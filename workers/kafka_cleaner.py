@@ -14,15 +14,17 @@ import redis
 from kafka import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 
-from citycache import cache, events, metrics, timing
-from citycache.backoff import Backoff
-from citycache.clients import ensure_topic, kafka_consumer, redis_client, redis_deleter
-from citycache.deletes import Deleter
-from citycache.heartbeat import Heartbeat
-from citycache.logs import configure_logging
-from citycache.metrics import APPLIED, BAD_EVENTS, COMMIT_TO_DEL
+from citycache import events
+from citycache.read import cache
+from citycache.runtime import metrics, timing
+from citycache.runtime.backoff import Backoff
+from citycache.runtime.clients import ensure_topic, kafka_consumer, redis_client
+from citycache.write.deletes import Deleter, redis_deleter
+from citycache.runtime.heartbeat import Heartbeat
+from citycache.runtime.logs import configure_logging
+from citycache.runtime.metrics import APPLIED, BAD_EVENTS, COMMIT_TO_DEL
 from citycache.settings import Settings, get_settings
-from citycache.shutdown import Shutdown
+from citycache.runtime.shutdown import Shutdown
 
 log = logging.getLogger("kafka_cleaner")
 

@@ -2,7 +2,7 @@
 
 Reads the slot through psycopg2's replication connection in the same select() loop shape as notify
 mode. Committed transactions are batched while more are waiting and for as long as the window says
-(citycache/window.py: at once while they trickle, up to CAPTURE_WINDOW_MS while they pour in),
+(citycache/write/window.py: at once while they trickle, up to CAPTURE_WINDOW_MS while they pour in),
 coalesced per code, published with acks=all, and only then is the slot's flush position confirmed: a crash, a kill -9 or a Kafka outage
 makes Postgres send the unconfirmed ones again (at-least-once). A periodic logical message keeps the
 slot moving while city is idle, so it does not pin WAL.
@@ -17,14 +17,15 @@ import time
 import psycopg2
 import psycopg2.extras
 
-from citycache import outbox, replication, timing
-from citycache.backoff import Backoff
-from citycache.clients import pg_connect
+from citycache.runtime import timing
+from citycache.write import outbox, replication
+from citycache.runtime.backoff import Backoff
+from citycache.runtime.clients import pg_connect
 from citycache.events import Invalidation
-from citycache.metrics import PUBLISHED
-from citycache.pgoutput import Decoder, Transaction
-from citycache.publisher import PublishError
-from citycache.window import Window
+from citycache.runtime.metrics import PUBLISHED
+from citycache.write.pgoutput import Decoder, Transaction
+from citycache.write.publisher import PublishError
+from citycache.write.window import Window
 
 log = logging.getLogger("pg_listener")
 

@@ -4,7 +4,7 @@ NOTIFY is only the wake-up; the outbox rows written by db/trigger.sql are the so
 outbox is drained on every wake-up, at start and every OUTBOX_POLL_SECONDS, so a notification missed
 while this worker or its connection was down loses nothing. Rows are deleted only after Kafka acknowledged.
 
-Writers notify only while this worker may be asleep (citycache/wakeup.py): awake, it keeps draining
+Writers notify only while this worker may be asleep (citycache/write/wakeup.py): awake, it keeps draining
 until a drain comes back empty, then does the handshake (flag, wait out in-flight writers, drain once
 more) before it sleeps. Any number of listeners can share one database: each takes rows no other holds
 (SKIP LOCKED), and none sleeps while rows are left that another one holds, in case that one dies.
@@ -18,24 +18,25 @@ import time
 
 import psycopg2
 
-from citycache import metrics, outbox, replication, timing, wakeup
-from citycache.window import Window
-from citycache.clients import pg_connect, redis_client
+from citycache.runtime import metrics, timing
+from citycache.write import outbox, replication, wakeup
+from citycache.write.window import Window
+from citycache.runtime.clients import pg_connect, redis_client
 from citycache.events import CHANNEL, BadEvent, parse_code
-from citycache.heartbeat import Heartbeat
-from citycache.backoff import Backoff
-from citycache.logs import configure_logging
-from citycache.metrics import BAD_EVENTS, PUBLISHED
-from citycache.publisher import PublishError, Publisher
+from citycache.runtime.heartbeat import Heartbeat
+from citycache.runtime.backoff import Backoff
+from citycache.runtime.logs import configure_logging
+from citycache.runtime.metrics import BAD_EVENTS, PUBLISHED
+from citycache.write.publisher import PublishError, Publisher
 from citycache.settings import Settings, get_settings
-from citycache.shutdown import Shutdown
+from citycache.runtime.shutdown import Shutdown
 from workers.logical_capture import LogicalCapture
 
 log = logging.getLogger("pg_listener")
 
 # Rows per drain transaction (one Kafka publish): a full window at the highest rates fits in one.
 BATCH_SIZE = 20_000
-# After a drain that found rows, the next one waits at least this long (citycache/window.py: longer,
+# After a drain that found rows, the next one waits at least this long (citycache/write/window.py: longer,
 # up to CAPTURE_WINDOW_MS, while rows come fast): rows of busy writers gather into fewer, larger batches.
 SHORTEST_WINDOW_SECONDS = 0.005
 # Rows another listener holds in a drain it has not committed: look again this soon, it may have died.
@@ -138,7 +139,7 @@ class PgListener:
                 # then already moved it into conn.notifies and the socket stays quiet, so don't wait.
                 if conn.notifies:
                     wait = 0.0
-                # Waits are sliced so that a long Kafka backoff still beats (citycache/timing.py).
+                # Waits are sliced so that a long Kafka backoff still beats (citycache/runtime/timing.py).
                 ready, _, _ = select.select([conn, self.shutdown], [], [], min(wait, timing.BEAT_SECONDS))
                 if self.shutdown in ready:
                     self.shutdown.clear_wakeups()

@@ -12,7 +12,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from citycache import timing
+from citycache.runtime import timing
 from tests.containers.helpers import (ROOT, command_args, conf_in_image, env_of, gunicorn_config, image_env, image_files,
                                       option, programs, run_commands, services, workdir)
 

@@ -4,8 +4,8 @@ import socket
 
 import pytest
 
-from citycache.clients import redis_client
-from citycache.heartbeat import KEY_PREFIX
+from citycache.runtime.clients import redis_client
+from citycache.runtime.heartbeat import KEY_PREFIX
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import time
 import psycopg2
 import pytest
 
-from citycache.window import FULL_RATE
+from citycache.write.window import FULL_RATE
 from tests.support import run_ops, wait_until
 from tests.listeners import OwnListeners, in_a_drain
 from tests.faults.test_faults import CODES, run_burst
@@ -144,7 +144,7 @@ def test_postgres_restarted(capture, settings, base_url, seeded, fault_times, pi
 def test_a_write_load_is_published_in_windows_not_per_commit(wide_window_capture, settings, db, invalidated,
                                                                test_cities):
     """4 writers commit single-row UPDATEs as fast as they can for 3 s. The listener publishes once per
-    window (as long as the rate they came at says, citycache/window.py), one event per code: far fewer
+    window (as long as the rate they came at says, citycache/write/window.py), one event per code: far fewer
     events than commits; and the last commit is still invalidated."""
     test_cities("QQE", *[(f"QQE-town-{i}", 1000 * i) for i in range(1, 9)])
     listener = wide_window_capture.listener

@@ -8,7 +8,7 @@ import pytest
 from kafka import KafkaProducer
 
 from citycache import events
-from citycache.clients import kafka_admin
+from citycache.runtime.clients import kafka_admin
 from tests.support import Spawned
 
 

@@ -21,8 +21,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from redis.cluster import key_slot
 
-from citycache.clients import pg_connect, redis_client
-from citycache.consistency import find_mismatches
+from citycache.runtime.clients import pg_connect, redis_client
+from citycache.read.consistency import find_mismatches
 from citycache.events import TOPIC
 from citycache.keys import cache_key, lease_key
 from citycache.pipeline import KafkaAdmin, consumer_lag, outbox_backlog

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from citycache.clients import pg_connect, redis_client
-from citycache.consistency import find_mismatches
+from citycache.runtime.clients import pg_connect, redis_client
+from citycache.read.consistency import find_mismatches
 from citycache.pipeline import KafkaAdmin, consumer_lag, outbox_backlog, slot_passed, wal_barrier
 from tests.burst import WriteBurst
 from tests.support import ROOT, program_pid, program_state, start_program, start_service, stop_program, stop_service, wait_until

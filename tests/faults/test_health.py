@@ -2,7 +2,7 @@
 import pytest
 import requests
 
-from citycache.heartbeat import TTL_SECONDS, WORKERS
+from citycache.runtime.heartbeat import TTL_SECONDS, WORKERS
 from tests.support import start_program, start_service, stop_program, stop_service, wait_until
 
 DEPENDENCIES = ("postgres", "redis", "kafka", "s3")

@@ -12,8 +12,8 @@ import time
 import psycopg2
 import pytest
 
-from citycache.heartbeat import TTL_SECONDS, heartbeat_key
-from citycache.timing import LONGEST_SILENCE_SECONDS
+from citycache.runtime.heartbeat import TTL_SECONDS, heartbeat_key
+from citycache.runtime.timing import LONGEST_SILENCE_SECONDS
 from tests.support import ROOT, Spawned
 
 WATCH_SECONDS = 16  # long enough for the backoff to pass 8 s between publish attempts

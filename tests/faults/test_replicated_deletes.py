@@ -12,8 +12,8 @@ import subprocess
 import pytest
 import redis
 
-from citycache.cache import invalidate
-from citycache.deletes import Deleter, NotReplicated
+from citycache.read.cache import invalidate
+from citycache.write.deletes import Deleter, NotReplicated
 from citycache.keys import cache_key, lease_key
 from tests.support import wait_until
 

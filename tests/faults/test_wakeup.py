@@ -14,7 +14,7 @@ from datetime import datetime
 import psycopg2
 import pytest
 
-from citycache.clients import pg_connect
+from citycache.runtime.clients import pg_connect
 from citycache.keys import cache_key
 from tests.burst import WriteBurst
 from tests.support import wait_until

@@ -7,8 +7,8 @@ import threading
 import pytest
 import requests
 
-from citycache.cache import CityCache
-from citycache.cities import CITIES_SQL, fetch_cities, render_cities
+from citycache.read.cache import CityCache
+from citycache.read.cities import CITIES_SQL, fetch_cities, render_cities
 from citycache.keys import cache_key, lease_key
 from tests.burst import WriteBurst
 from tests.support import ROOT, wait_until
@@ -92,8 +92,8 @@ def test_truncate_invalidates_every_cached_country(base_url, http, redis, settin
 
 def test_two_pg_listeners_at_once_lose_nothing(settings, base_url, test_cities, app_log):
     """A second listener drains the same outbox (FOR UPDATE SKIP LOCKED): no loss, at most a duplicate."""
-    from citycache.clients import pg_connect, redis_client
-    from citycache.consistency import find_mismatches
+    from citycache.runtime.clients import pg_connect, redis_client
+    from citycache.read.consistency import find_mismatches
 
     codes = ["QQA", "QQB", "QQC", "QQF"]
     for code in codes:

@@ -1,7 +1,7 @@
 """Heartbeats in the real Redis: written with a TTL, throttled, deleted on a clean stop."""
 import time
 
-from citycache.heartbeat import BEAT_SECONDS, TTL_SECONDS, Heartbeat, ages, heartbeat_key
+from citycache.runtime.heartbeat import BEAT_SECONDS, TTL_SECONDS, Heartbeat, ages, heartbeat_key
 
 
 def test_a_beat_writes_the_time_with_a_ttl_and_stop_deletes_it(redis):

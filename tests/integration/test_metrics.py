@@ -3,7 +3,7 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from citycache import events
-from citycache.heartbeat import TTL_SECONDS
+from citycache.runtime.heartbeat import TTL_SECONDS
 from citycache.keys import cache_key
 from tests.support import start_program, stop_program, wait_until
 

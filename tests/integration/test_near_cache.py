@@ -8,8 +8,8 @@ import pytest
 import redis as redis_lib
 
 from citycache.keys import cache_key
-from citycache.near_cache import NearCache
-from citycache.tracking import InvalidationListener
+from citycache.read.near_cache import NearCache
+from citycache.read.tracking import InvalidationListener
 from tests.api_answers import expect, near_metric, tracking_clients, warm
 from tests.support import wait_until
 

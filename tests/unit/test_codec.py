@@ -6,7 +6,7 @@ import pytest
 from citycache import events
 from citycache.events import ALL_CODES, BadEvent, Invalidation
 from citycache.keys import BadCode, cache_key, code_from_cache_key, lease_key, normalize_code
-from citycache.outbox import to_events
+from citycache.write.outbox import to_events
 
 
 @pytest.mark.parametrize("raw, code", [("BGR", "BGR"), ("bgr", "BGR"), ("bGr", "BGR"), (" usa ", "USA")])

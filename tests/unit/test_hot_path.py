@@ -3,9 +3,9 @@ with its ETag, the log line encoder and request ids (no services needed)."""
 import json
 import re
 
-from citycache.cities import Cities
-from citycache.logs import encode
-from citycache.near_cache import NearCache
+from citycache.read.cities import Cities
+from citycache.runtime.logs import encode
+from citycache.read.near_cache import NearCache
 from web.request_id import choose
 
 

@@ -6,7 +6,7 @@ import sys
 
 from tests.support import ROOT
 
-MODULES = ["citycache.metrics", "workers.pg_listener", "workers.kafka_cleaner", "web", "web.metrics",
+MODULES = ["citycache.runtime.metrics", "workers.pg_listener", "workers.kafka_cleaner", "web", "web.metrics",
            "web.resources", "ops.cli", "citycache.pipeline"]
 PROBE = f"""
 import json, os, sys
@@ -34,7 +34,7 @@ def test_setup_makes_the_directory_and_points_prometheus_at_it(tmp_path):
     """The explicit step each program takes first: after it, samples go to files in the directory."""
     sample_dir = tmp_path / "samples"
     code = (
-        "from citycache import metrics\n"
+        "from citycache.runtime import metrics\n"
         "from citycache.settings import get_settings\n"
         "metrics.setup(get_settings())\n"
         "metrics.PUBLISHED.inc()\n"
@@ -50,7 +50,7 @@ def test_setup_after_prometheus_was_imported_refuses(tmp_path):
     """Samples kept in memory would vanish from /metrics unseen: such a start fails loudly instead."""
     code = ("import os; os.environ.pop('PROMETHEUS_MULTIPROC_DIR', None)\n"
             "import prometheus_client\n"
-            "from citycache import metrics\n"
+            "from citycache.runtime import metrics\n"
             "from citycache.settings import get_settings\n"
             "metrics.setup(get_settings())\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -2,7 +2,7 @@
 import struct
 
 from citycache.events import ALL_CODES
-from citycache.pgoutput import PG_EPOCH, Decoder
+from citycache.write.pgoutput import PG_EPOCH, Decoder
 from workers.logical_capture import to_events
 
 CITY = 16400

@@ -3,7 +3,7 @@ from collections import namedtuple
 
 import pytest
 
-from citycache.images import valid_image_name
+from citycache.read.images import valid_image_name
 from workers.kafka_cleaner import plan_batch
 
 Record = namedtuple("Record", "partition offset value")

@@ -1,7 +1,7 @@
 """The capture window: at once while changes trickle, longer as they come faster, never past the longest."""
 import pytest
 
-from citycache.window import FULL_RATE, Window
+from citycache.write.window import FULL_RATE, Window
 
 
 def test_a_quiet_database_publishes_at_once():

@@ -99,7 +99,7 @@ HTTP_SECONDS = Histogram("citycache_http_request_duration_seconds", "Time to ans
 CACHE_LOOKUPS = Counter("citycache_cache_lookups_total", "GET /cities lookups: hit (from Redis) or miss (DB)",
                         ["result"])
 CACHE_HITS, CACHE_MISSES = _ChildOnFirstUse(CACHE_LOOKUPS, "hit"), _ChildOnFirstUse(CACHE_LOOKUPS, "miss")
-# The near cache in each API process (citycache/near_cache.py).
+# The near cache in each API process (citycache/read/near_cache.py).
 NEAR_LOOKUPS = Counter("citycache_near_cache_lookups_total",
                        "Near-cache lookups: hit, miss, or bypass (contact with Redis lost)", ["result"])
 NEAR_HITS, NEAR_MISSES, NEAR_BYPASS = (_ChildOnFirstUse(NEAR_LOOKUPS, r) for r in ("hit", "miss", "bypass"))

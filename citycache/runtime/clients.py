@@ -10,8 +10,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from minio import Minio
 
-from citycache import timing
-from citycache.deletes import Deleter
+from citycache.runtime import timing
 from citycache.events import TOPIC
 from citycache.settings import Settings
 
@@ -37,11 +36,6 @@ def redis_client(settings: Settings, *, timeout: float = 2.0, url: str | None = 
     )
 
 
-def redis_deleter(settings: Settings, client: redis.Redis) -> Deleter:
-    """How the cleaner deletes: confirmed by REDIS_DELETE_REPLICAS replicas where there are any."""
-    return Deleter(client, settings.redis_delete_replicas, settings.redis_wait_timeout_ms)
-
-
 def _bootstrap(settings: Settings) -> list[str]:
     return [server.strip() for server in settings.kafka_bootstrap_servers.split(",") if server.strip()]
 
@@ -49,7 +43,7 @@ def _bootstrap(settings: Settings) -> list[str]:
 # kafka-python backs off reconnects up to 30 s by default: after a broker restart the workers would
 # sit idle that long. One second keeps recovery quick without hammering a broker that is down.
 # Each client's constructor also blocks until it reaches a broker, 30 s by default: long enough to
-# outlive a heartbeat, so it is bounded too (citycache/timing.py).
+# outlive a heartbeat, so it is bounded too (citycache/runtime/timing.py).
 RECONNECT_BACKOFF = {"reconnect_backoff_ms": 50, "reconnect_backoff_max_ms": 1000,
                      "bootstrap_timeout_ms": int(timing.KAFKA_BOOTSTRAP_TIMEOUT_SECONDS * 1000)}
 

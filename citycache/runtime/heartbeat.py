@@ -5,7 +5,7 @@ deletes its own key) must not make the others look dead. A worker is alive while
 instances' keys is.
 
 A worker beats from its loop every BEAT_SECONDS at most; the key lives TTL_SECONDS, twice the
-longest a live worker can be silent (citycache/timing.py derives both), so an expired key means the
+longest a live worker can be silent (citycache/runtime/timing.py derives both), so an expired key means the
 worker is dead or stuck. A clean stop deletes the key at once.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 import redis
 
-from citycache import timing
+from citycache.runtime import timing
 
 log = logging.getLogger(__name__)
 

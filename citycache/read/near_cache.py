@@ -1,6 +1,6 @@
 """A near cache: copies of `cities_*` values in the API process, dropped by Redis' invalidation pushes.
 
-The store only; citycache/tracking.py keeps the connection that feeds it. Three rules keep it from
+The store only; citycache/read/tracking.py keeps the connection that feeds it. Three rules keep it from
 serving what Redis no longer holds:
 - no stale fill: a reader takes a ticket (the key's version) before its GET and may store what the GET
   returned only if no invalidation of that key, and no loss of contact, came in between;
@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from citycache import metrics
+from citycache.runtime import metrics
 
 # Versions are kept per key that was invalidated or filled; past this many the table is cleared and the
 # epoch moves, which voids the tickets in flight (a rare, safe refusal) and keeps the table bounded.

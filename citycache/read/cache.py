@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 import redis
 
-from citycache.deletes import Deleter
+from citycache.write.deletes import Deleter
 from citycache.keys import CACHE_KEY_PATTERN, LEASE_KEY_PATTERN, cache_key, lease_key
 
 log = logging.getLogger(__name__)

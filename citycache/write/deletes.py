@@ -83,3 +83,8 @@ class Deleter:
             count = int(node.info("replication").get("connected_slaves", 0))
             self._known[name] = (now, count)
         return count
+
+
+def redis_deleter(settings, client) -> Deleter:
+    """How the cleaner deletes: confirmed by REDIS_DELETE_REPLICAS replicas where there are any."""
+    return Deleter(client, settings.redis_delete_replicas, settings.redis_wait_timeout_ms)

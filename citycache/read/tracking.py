@@ -18,9 +18,9 @@ import time
 
 import redis
 
-from citycache import metrics
+from citycache.runtime import metrics
 from citycache.keys import CACHE_KEY_PREFIX
-from citycache.near_cache import NearCache
+from citycache.read.near_cache import NearCache
 
 log = logging.getLogger(__name__)
 CHANNEL = b"__redis__:invalidate"

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from citycache import events, timing
-from citycache.clients import ensure_topic, kafka_producer
+from citycache import events
+from citycache.runtime import timing
+from citycache.runtime.clients import ensure_topic, kafka_producer
 from citycache.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -66,7 +66,7 @@ def logging_config(component: str, level: str = "INFO", *, extra_loggers: dict |
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "citycache.logs.JsonFormatter", "component": component}},
+        "formatters": {"json": {"()": "citycache.runtime.logs.JsonFormatter", "component": component}},
         "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {"kafka": {"level": kafka_level}, **(extra_loggers or {})},

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import redis
 
-from citycache.cities import Cities, fetch_cities, render_cities
+from citycache.read.cities import Cities, fetch_cities, render_cities
 from citycache.keys import CACHE_KEY_PATTERN, code_from_cache_key
 
 

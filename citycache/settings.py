@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # writers notify whenever it may be asleep (db/trigger.sql, citycache/write/wakeup.py).
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # Which table's changes delete which cache keys (citycache/rules.py); relative to the working
+    # directory (the clone, or the app's directory on a VM and in the image).
+    invalidation_rules: str = Field(default="invalidation.toml", min_length=1)
     # A copy of cached countries in each API process, dropped by Redis' invalidation pushes
     # (citycache/read/near_cache.py); off: every hit is a Redis GET.
     near_cache_enabled: bool = True

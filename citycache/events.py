@@ -1,30 +1,40 @@
-"""The invalidation event: channel and topic names, and the codec used by both workers.
+"""The invalidation event on the Kafka topic, and the codec both workers and the CLI use.
 
-Kafka value: {"action": "invalidate_cache", "code": "BGR", ...} keyed by the code, so one code's
-events stay in order on one partition. After TRUNCATE: {"action": "invalidate_all"} keyed "*".
-Extra fields (event id, the first and last commit times it covers) ride along for tracing and latency figures.
+One message per cache key, keyed by the key (one key's events stay in order on one partition):
+    {"action": "invalidate_cache", "key": "country_BGR", ...}
+A `cities_` key also carries the country code, as the seed's consumers expect (DESIGN.md, 3):
+    {"action": "invalidate_cache", "code": "BGR", "key": "cities_BGR", ...}
+After a TRUNCATE, keyed "*", the prefixes it wipes:
+    {"action": "invalidate_all", "prefixes": ["cities_", "country_"], ...}
+Extra fields (event id, the first and last commit times it covers, the publish time) ride along for
+tracing and latency figures. A message without `key` (from a version before the rules) still reads:
+its code means `cities_<CODE>`, and an invalidate_all without prefixes means every rule's prefix.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
-from citycache.keys import BadCode, normalize_code
+from citycache.rules import unusable
 
-CHANNEL = "city_updates"
 TOPIC = "city_updates"
 INVALIDATE = "invalidate_cache"
 INVALIDATE_ALL = "invalidate_all"
-ALL_CODES = "*"
+ALL_KEY = b"*"
+# The seed's messages named a country code, and its only key was cities_<CODE>.
+CODE_KEY_PREFIX = "cities_"
+_CODE = re.compile(r"[A-Z]{3}")
 
 
 class BadEvent(ValueError):
-    """A Kafka value or NOTIFY payload that is not a valid invalidation."""
+    """A Kafka value that is not a valid invalidation."""
 
 
 @dataclass(frozen=True)
 class Invalidation:
-    code: str  # a normalized country code, or ALL_CODES
+    key: str | None  # the cache key; None for an invalidate_all
+    prefixes: tuple[str, ...] | None = None  # invalidate_all: what it wipes (None: every rule's prefix)
     event_id: int | None = None
     committed_at: float | None = None  # epoch seconds of the earliest database commit it covers
     published_at: float | None = None  # epoch seconds when pg_listener handed it to Kafka
@@ -32,32 +42,39 @@ class Invalidation:
 
     @property
     def action(self) -> str:
-        return INVALIDATE_ALL if self.code == ALL_CODES else INVALIDATE
+        return INVALIDATE_ALL if self.key is None else INVALIDATE
 
     @property
-    def key(self) -> bytes:
-        return self.code.encode()
+    def message_key(self) -> bytes:
+        return ALL_KEY if self.key is None else self.key.encode()
+
+    @property
+    def code(self) -> str | None:
+        """The country code of a `cities_` key (the seed's contract), else None."""
+        if self.key is not None and self.key.startswith(CODE_KEY_PREFIX):
+            code = self.key[len(CODE_KEY_PREFIX):]
+            return code if _CODE.fullmatch(code) else None
+        return None
 
 
-def parse_code(raw: str) -> str:
-    """A code as written by the trigger (NOTIFY payload, outbox row): 'BGR' or '*'."""
-    if raw == ALL_CODES:
-        return ALL_CODES
-    try:
-        return normalize_code(raw)
-    except BadCode as exc:
-        raise BadEvent(str(exc)) from None
+def everything(prefixes: tuple[str, ...] | None, **times) -> Invalidation:
+    return Invalidation(None, prefixes=tuple(prefixes) if prefixes is not None else None, **times)
 
 
 def encode(event: Invalidation) -> bytes:
     body: dict = {"action": event.action}
-    if event.code != ALL_CODES:
-        body["code"] = event.code
+    if event.key is None:
+        if event.prefixes is not None:
+            body["prefixes"] = list(event.prefixes)
+    else:
+        if event.code is not None:
+            body["code"] = event.code
+        body["key"] = event.key
     for field in ("event_id", "committed_at", "published_at", "last_committed_at"):
         value = getattr(event, field)
         if value is not None:
             body[field] = value
-    return json.dumps(body, separators=(",", ":")).encode()
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def decode(raw: bytes | None) -> Invalidation:
@@ -67,24 +84,29 @@ def decode(raw: bytes | None) -> Invalidation:
         raise BadEvent(f"not a JSON object: {exc}") from None
     if not isinstance(body, dict):
         raise BadEvent("not a JSON object")
+    times = {field: _number(body, field, kind) for field, kind in (
+        ("event_id", int), ("committed_at", float), ("published_at", float), ("last_committed_at", float))}
     action = body.get("action")
     if action == INVALIDATE_ALL:
-        code = ALL_CODES
-    elif action == INVALIDATE:
-        if not isinstance(body.get("code"), str):
-            raise BadEvent("invalidate_cache without a string code")
-        code = parse_code(body["code"])
-        if code == ALL_CODES:
-            raise BadEvent("invalidate_cache needs a country code")
-    else:
+        prefixes = body.get("prefixes")
+        if prefixes is not None and not (isinstance(prefixes, list) and prefixes
+                                         and all(isinstance(p, str) and p for p in prefixes)):
+            raise BadEvent("invalidate_all: prefixes must be a list of non-empty strings")
+        return everything(prefixes, **times)
+    if action != INVALIDATE:
         raise BadEvent(f"unknown action {action!r}")
-    return Invalidation(
-        code=code,
-        event_id=_number(body, "event_id", int),
-        committed_at=_number(body, "committed_at", float),
-        published_at=_number(body, "published_at", float),
-        last_committed_at=_number(body, "last_committed_at", float),
-    )
+    key = body.get("key")
+    if key is None:  # a message of the seed's shape: a code
+        code = body.get("code")
+        if not isinstance(code, str) or not _CODE.fullmatch(code.strip().upper()):
+            raise BadEvent("invalidate_cache needs a key (or, as before the rules, a three-letter code)")
+        key = CODE_KEY_PREFIX + code.strip().upper()
+    if not isinstance(key, str) or not key:
+        raise BadEvent("invalidate_cache: key must be a non-empty string")
+    why = unusable(key)
+    if why is not None:
+        raise BadEvent(f"invalidate_cache: key has {why}")
+    return Invalidation(key, **times)
 
 
 def _number(body: dict, field: str, kind: type):

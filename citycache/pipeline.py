@@ -14,13 +14,12 @@ import redis
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.protocol.consumer.offsets import OffsetSpec
 
-from citycache.runtime import heartbeat
-from citycache.write import replication
-from citycache.runtime.clients import kafka_admin
 from citycache.events import TOPIC
+from citycache.runtime import heartbeat
+from citycache.runtime.clients import kafka_admin
 from citycache.settings import Settings
+from citycache.write import dbnames, outbox, replication
 
-BACKLOG_SQL = "SELECT count(*) FROM city_outbox"
 _reads = ThreadPoolExecutor(max_workers=6, thread_name_prefix="pipeline")
 
 
@@ -92,9 +91,7 @@ def snapshot(settings: Settings, *, query, cache: redis.Redis, admin: KafkaAdmin
 
 def outbox_backlog(conn) -> int:
     """Outbox rows not yet acknowledged by Kafka (pg_listener deletes them after the ack)."""
-    with conn.cursor() as cur:
-        cur.execute(BACKLOG_SQL)
-        return cur.fetchone()[0]
+    return outbox.backlog(conn)
 
 
 def replication_slot(conn, settings: Settings) -> dict | None:
@@ -113,7 +110,7 @@ def wal_barrier(conn, slot: str) -> str | None:
         cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,))
         if cur.fetchone() is None:
             return None
-        cur.execute("SELECT pg_logical_emit_message(true, 'city-cache barrier', '')::text")
+        cur.execute("SELECT pg_logical_emit_message(true, %s, '')::text", (dbnames.BARRIER_PREFIX,))
         return cur.fetchone()[0]
 
 

@@ -1,22 +1,24 @@
-"""The database pieces the system adds to an existing `city` table (`bin/cli schema install|uninstall`).
+"""The database pieces the system adds to the rules' tables (`bin/cli schema install|uninstall`).
 
-Only what invalidation needs: the outbox, the trigger function and its triggers. Never the table
-`city` itself nor its rows (db/schema.sql and the seed are for a fresh development database). Each
-part is an idempotent SQL file and the pieces it creates, each with a presence check and the
-statement that removes it; a new capture mode (a publication, a replica identity) is one more part.
+Only what invalidation needs: the outbox, the flag, and per table in the rules a trigger function and
+its four statement triggers (notify mode); with CAPTURE_MODE=logical also each table's replica
+identity and the publication. Never a table's rows (db/schema.sql and the seed are for a fresh
+development database). Install renders the SQL from the rules (citycache/write/triggers.py,
+citycache/write/replication.py), applies each part in one transaction, replaces what an older version
+or an edited rule left, and drops the triggers of tables no longer in the rules.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from citycache.write import replication
-
-DB_DIR = Path(__file__).resolve().parent.parent / "db"
+from citycache import tables as rule_tables
+from citycache.rules import BadRules, Rules
+from citycache.tables import Table, quote
+from citycache.write import dbnames, replication, triggers
 
 
 class SchemaError(Exception):
-    """The database cannot take the pieces (no city table, for one)."""
+    """The database cannot take the pieces (a rule's table is missing, for one)."""
 
 
 @dataclass(frozen=True)
@@ -26,135 +28,188 @@ class Piece:
     drop: str
 
 
-@dataclass(frozen=True)
-class Part:
-    source: str  # where its SQL comes from, for the report
-    sql: str  # creates every piece below and is safe to apply again
-    pieces: tuple[Piece, ...]
-
-
-def _trigger(name: str) -> Piece:
-    return Piece(f"trigger {name} on city",
-                 f"SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('city') AND tgname = '{name}')",
-                 f"DROP TRIGGER IF EXISTS {name} ON city")
-
-
-# db/trigger.sql's version suffix. A new version of the file may add pieces: list them here too
-# (tests/integration/test_schema_command.py fails when install leaves one that uninstall does not remove).
-VERSION = "v2"
-FUNCTION = f"city_invalidate_{VERSION}"
-TRIGGER = Part("db/trigger.sql", (DB_DIR / "trigger.sql").read_text(encoding="utf-8"), (
-    Piece("table city_outbox", "SELECT to_regclass('city_outbox') IS NOT NULL", "DROP TABLE IF EXISTS city_outbox"),
-    Piece("sequence city_listener_asleep", "SELECT to_regclass('city_listener_asleep') IS NOT NULL",
-          "DROP SEQUENCE IF EXISTS city_listener_asleep"),
-    Piece(f"function {FUNCTION}()", f"SELECT to_regprocedure('{FUNCTION}()') IS NOT NULL",
-          f"DROP FUNCTION IF EXISTS {FUNCTION}()"),
-    *(_trigger(f"city_invalidate_{event}_{VERSION}") for event in ("insert", "update", "delete", "truncate")),
-))
-
-# CAPTURE_MODE=logical reads the WAL: city in a publication, with a replica identity that carries the
-# country code of a deleted row. pg_listener makes the same at start (citycache/write/replication.py), with
-# its slot; uninstall drops an inactive slot too.
-LOGICAL = Part("CAPTURE_MODE=logical (citycache/write/replication.py)", f"""BEGIN;
-{replication.IDENTITY_SQL.strip()}
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT FROM pg_publication WHERE pubname = '{replication.PUBLICATION}') THEN
-        CREATE PUBLICATION {replication.PUBLICATION} FOR TABLE city {replication.PUBLISHED_COLUMNS};
-    END IF;
-END $$;
-COMMIT;
-""", (
-    # The index goes with it only if IDENTITY_SQL had to make it: a schema's own unique index stays.
-    Piece(f"replica identity of city (a unique index on (id, countrycode); {replication.KEY_INDEX} if made for it)",
-          "SELECT relreplident = 'i' FROM pg_class WHERE oid = 'city'::regclass",
-          f"ALTER TABLE city REPLICA IDENTITY DEFAULT; DROP INDEX IF EXISTS {replication.KEY_INDEX}"),
-    Piece(f"publication {replication.PUBLICATION}",
-          f"SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = '{replication.PUBLICATION}')",
-          f"DROP PUBLICATION IF EXISTS {replication.PUBLICATION}"),
-))
-SLOTS = "SELECT slot_name FROM pg_replication_slots WHERE plugin = 'pgoutput' AND NOT active AND database = current_database()"
-
-# Triggers on city that notify city_updates but are not ours: trigger.sql replaces them (the seed's
-# row-level trigger, older versions), so install says so.
-OLDER_TRIGGERS = f"""
-    SELECT t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-    WHERE t.tgrelid = 'city'::regclass AND NOT t.tgisinternal
-      AND p.prosrc LIKE '%city_updates%' AND p.proname <> '{FUNCTION}' ORDER BY 1"""
-
-
-def parts(settings=None) -> list[Part]:
-    """The parts the settings call for, in install order."""
-    return [TRIGGER] + ([LOGICAL] if getattr(settings, "capture_mode", "notify") == "logical" else [])
-
-
-def _one(conn, sql: str):
+def _one(conn, sql: str, params=None):
     with conn.cursor() as cur:
-        cur.execute(sql)
+        cur.execute(sql, params)
         return cur.fetchone()[0]
 
 
-def _require_city(conn) -> None:
-    if not _one(conn, "SELECT to_regclass('city') IS NOT NULL"):
-        raise SchemaError("no table city in this database (DATABASE_URL): the pieces go on an existing city "
-                          "table; for a fresh development database use `bin/cli load`")
-
-
-def missing(conn, settings=None) -> list[str]:
-    """Names of the pieces not present (what doctor reports)."""
-    _require_city(conn)
-    return [piece.name for part in parts(settings) for piece in part.pieces if not _one(conn, piece.present)]
-
-
-def install(conn, settings=None, *, dry_run: bool = False) -> list[str]:
-    """Apply each part that lacks a piece or has an older trigger to replace; return what it did."""
-    _require_city(conn)
-    report = []
+def _all(conn, sql: str, params=None) -> list:
     with conn.cursor() as cur:
-        cur.execute(OLDER_TRIGGERS)
-        older = [name for (name,) in cur.fetchall()]
-    for part in parts(settings):
-        absent = [piece.name for piece in part.pieces if not _one(conn, piece.present)]
-        if not absent and not (older and part is TRIGGER):
-            report += [f"present: {piece.name}" for piece in part.pieces]
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _function_piece(table: Table) -> Piece:
+    name = dbnames.function_name(table.rule.table)
+    fingerprint = triggers.fingerprint(table.rule.table, table.rule.columns)
+    return Piece(f"function {name}() for {table.rule.table} ({', '.join(table.rule.columns)})",
+                 f"SELECT coalesce(obj_description(to_regprocedure('{quote(name)}()'), 'pg_proc') = "
+                 f"{triggers.literal(fingerprint)}, false)",
+                 f"DROP FUNCTION IF EXISTS {quote(name)}()")
+
+
+def _trigger_piece(table: Table, trigger: str) -> Piece:
+    return Piece(f"trigger {trigger} on {table.rule.table}",
+                 f"SELECT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = {table.oid}::oid AND tgname = '{trigger}')",
+                 f"DROP TRIGGER IF EXISTS {quote(trigger)} ON {table.sql_name}")
+
+
+SHARED = (
+    Piece(f"table {dbnames.OUTBOX}", f"SELECT to_regclass('{dbnames.OUTBOX}') IS NOT NULL",
+          f"DROP TABLE IF EXISTS {dbnames.OUTBOX}"),
+    Piece(f"sequence {dbnames.FLAG}", f"SELECT to_regclass('{dbnames.FLAG}') IS NOT NULL",
+          f"DROP SEQUENCE IF EXISTS {dbnames.FLAG}"),
+)
+
+
+def notify_pieces(found: dict[str, Table]) -> list[Piece]:
+    pieces = list(SHARED)
+    for table in found.values():
+        pieces.append(_function_piece(table))
+        pieces += [_trigger_piece(table, trigger) for trigger in dbnames.TRIGGERS]
+    return pieces
+
+
+def logical_pieces(found: dict[str, Table]) -> list[Piece]:
+    pieces = []
+    entries = []
+    for table in found.values():
+        plan = replication.identity(table)
+        pieces.append(Piece(
+            f"replica identity of {table.rule.table} (carries {', '.join(table.rule.columns) or 'a key'})",
+            "SELECT " + ("true" if not plan.statements else "false"), ""))
+        columns = plan.published if plan.published is not None else tuple(table.columns)
+        entries.append(f"{table.schema}.{table.name}({','.join(columns)})")
+    pieces.append(Piece(
+        f"publication {dbnames.PUBLICATION} of {', '.join(t.rule.table for t in found.values())}",
+        "SELECT coalesce((SELECT array_agg(schemaname || '.' || tablename || '(' || array_to_string(attnames, ',')"
+        f" || ')' ORDER BY schemaname, tablename) FROM pg_publication_tables WHERE pubname = '{dbnames.PUBLICATION}')"
+        f" = ARRAY[{', '.join(triggers.literal(e) for e in sorted(entries))}]::text[], false)",
+        f"DROP PUBLICATION IF EXISTS {dbnames.PUBLICATION}"))
+    return pieces
+
+
+# Triggers that notify city_updates but are not ours (the seed's row-level one, version 2): the shared
+# SQL replaces them, so install says so.
+OLDER_TRIGGERS = f"""
+    SELECT t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+    WHERE t.tgrelid = to_regclass('city') AND NOT t.tgisinternal
+      AND (p.prosrc LIKE '%{dbnames.CHANNEL}%' OR p.proname = '{dbnames.V2_FUNCTION}')
+      AND p.proname NOT LIKE '{dbnames.FUNCTION_PREFIX}%' ORDER BY 1"""
+# Our triggers on tables the rules no longer name.
+STALE_TRIGGERS = f"""
+    SELECT t.tgrelid::regclass::text, t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+    WHERE p.proname LIKE '{dbnames.FUNCTION_PREFIX}%%' AND NOT (t.tgrelid = ANY(%s::oid[])) ORDER BY 1, 2"""
+SLOTS = ("SELECT slot_name FROM pg_replication_slots WHERE plugin = 'pgoutput' AND NOT active"
+         " AND database = current_database()")
+
+
+def describe(conn, rules: Rules) -> dict[str, Table]:
+    try:
+        return rule_tables.describe(conn, rules)
+    except BadRules as exc:
+        raise SchemaError(str(exc.code)) from None
+
+
+def missing(conn, settings, rules: Rules) -> list[str]:
+    """Names of the pieces not present (what doctor and pg_listener report)."""
+    found = describe(conn, rules)
+    pieces = notify_pieces(found) + (logical_pieces(found) if settings.capture_mode == "logical" else [])
+    return [piece.name for piece in pieces if not _one(conn, piece.present)]
+
+
+def install(conn, settings, rules: Rules, *, dry_run: bool = False) -> list[str]:
+    """Apply each part that lacks a piece or has something older to replace; return what it did."""
+    found = describe(conn, rules)
+    schema = _one(conn, "SELECT current_schema()")
+    older = [name for (name,) in _all(conn, OLDER_TRIGGERS)]
+    stale = _all(conn, STALE_TRIGGERS, ([t.oid for t in found.values()],))
+    v2 = _one(conn, f"SELECT to_regclass('{dbnames.V2_OUTBOX}') IS NOT NULL")
+    parts = [(notify_pieces, triggers.install_sql(found, schema),
+              [f"replaced: trigger {name} on city (it notified {dbnames.CHANNEL})" for name in older]
+              + [f"removed: trigger {name} on {table} (no longer in the rules)" for table, name in stale]
+              + ([f"replaced: version 2's {dbnames.V2_OUTBOX} (its pending rows moved over)"] if v2 else []))]
+    if settings.capture_mode == "logical":
+        parts.append((logical_pieces, ";\n".join(replication.logical_sql(found)) + ";", []))
+    report = []
+    for pieces_of, sql, replaced in parts:
+        pieces = pieces_of(found)
+        absent = [piece.name for piece in pieces if not _one(conn, piece.present)]
+        if not absent and not replaced:
+            report += [f"present: {piece.name}" for piece in pieces]
             continue
-        sql = part.sql
         if dry_run:
             report += [f"would create: {name}" for name in absent]
-            report += [f"would replace: trigger {name} on city (notifies city_updates)" for name in older]
-            report += [f"-- {part.source}", sql]
+            report += [line.replace("replaced:", "would replace:").replace("removed:", "would remove:")
+                       for line in replaced]
+            report += ["BEGIN;", sql, "COMMIT;"]
             continue
         with conn.cursor() as cur:
-            cur.execute(sql)  # the file is one transaction of its own (BEGIN ... COMMIT)
-        still = [piece.name for piece in part.pieces if not _one(conn, piece.present)]
+            cur.execute("BEGIN")
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('city-cache schema install'))")
+            cur.execute(sql)
+            cur.execute("COMMIT")
+        found = describe(conn, rules)  # what it has now (an identity index made, say)
+        pieces = pieces_of(found)
+        still = [piece.name for piece in pieces if not _one(conn, piece.present)]
         if still:
-            raise SchemaError(f"{part.source} was applied but these are still missing: {', '.join(still)}")
-        report += [f"created: {name}" if name in absent else f"present: {name}" for name in
-                   (piece.name for piece in part.pieces)]
-        report += [f"replaced: trigger {name} on city (it notified city_updates)" for name in older if part is TRIGGER]
+            raise SchemaError(f"applied, but these are still missing: {', '.join(still)}")
+        report += [f"created: {piece.name}" if piece.name in absent else f"present: {piece.name}" for piece in pieces]
+        report += replaced
     return report
 
 
-def uninstall(conn, settings=None, *, dry_run: bool = False) -> list[str]:
-    """Drop every piece that is present, triggers first, in one transaction; return what it did."""
-    _require_city(conn)
-    everything = [piece for part in (TRIGGER, LOGICAL) for piece in part.pieces]  # whatever the mode now
-    present = [piece for piece in reversed(everything) if _one(conn, piece.present)]
-    with conn.cursor() as cur:
-        cur.execute(SLOTS)
-        present = [Piece(f"replication slot {name}", "SELECT true", f"SELECT pg_drop_replication_slot('{name}')")
-                   for (name,) in cur.fetchall()] + present
-    if not present:
+def uninstall(conn, settings, rules: Rules, *, dry_run: bool = False) -> list[str]:
+    """Drop every piece of ours that is present (both modes', whatever the mode now), triggers first,
+    in one transaction; return what it did. Rows of the rules' tables are never touched."""
+    drops: list[tuple[str, str]] = []  # (what, SQL)
+    for (slot,) in _all(conn, SLOTS):
+        drops.append((f"replication slot {slot}", f"SELECT pg_drop_replication_slot('{slot}')"))
+    for table, name in _all(conn, STALE_TRIGGERS, ([],)):  # every trigger of ours, on any table
+        drops.append((f"trigger {name} on {table}", f"DROP TRIGGER IF EXISTS {quote(name)} ON {table}"))
+    for (function,) in _all(conn, f"SELECT oid::regprocedure::text FROM pg_proc WHERE proname LIKE "
+                                  f"'{dbnames.FUNCTION_PREFIX}%' AND prorettype = 'trigger'::regtype ORDER BY 1"):
+        drops.append((f"function {function}", f"DROP FUNCTION IF EXISTS {function}"))
+    if _one(conn, f"SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = '{dbnames.PUBLICATION}')"):
+        drops.append((f"publication {dbnames.PUBLICATION}", f"DROP PUBLICATION IF EXISTS {dbnames.PUBLICATION}"))
+    # Identities set for logical mode go back to DEFAULT, then the indexes made for them go.
+    for oid, name, identity in _all(conn, "SELECT c.oid::bigint, c.oid::regclass::text, c.relreplident FROM pg_class c "
+                                          "WHERE c.oid = ANY(%s::regclass[]) AND c.relreplident IN ('i', 'f')",
+                                    ([t for t in rules.tables if _one(conn, "SELECT to_regclass(%s) IS NOT NULL", (t,))],)):
+        drops.append((f"replica identity {'FULL' if identity == 'f' else 'USING INDEX'} of {name} (back to DEFAULT)",
+                      f"ALTER TABLE {name} REPLICA IDENTITY DEFAULT"))
+    for (index,) in _all(conn, "SELECT i.indexrelid::regclass::text FROM pg_index i WHERE obj_description("
+                               "i.indexrelid, 'pg_class') = %s OR i.indexrelid = to_regclass(%s) ORDER BY 1",
+                         (dbnames.IDENTITY_INDEX_COMMENT, dbnames.V2_IDENTITY_INDEX)):
+        drops.append((f"index {index} (made for logical mode's replica identity)", f"DROP INDEX IF EXISTS {index}"))
+    for piece in reversed(SHARED):
+        if _one(conn, piece.present):
+            drops.append((piece.name, piece.drop))
+    for (name,) in _all(conn, "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass('city') AND tgname = ANY(%s)",
+                        (list(dbnames.V2_TRIGGERS),)):
+        drops.insert(0, (f"trigger {name} on city (version 2)", f"DROP TRIGGER IF EXISTS {name} ON city"))
+    for what, present, sql in (
+            (f"function {dbnames.V2_FUNCTION}() (version 2)", f"SELECT to_regprocedure('{dbnames.V2_FUNCTION}()') IS NOT NULL",
+             f"DROP FUNCTION IF EXISTS {dbnames.V2_FUNCTION}()"),
+            (f"table {dbnames.V2_OUTBOX} (version 2)", f"SELECT to_regclass('{dbnames.V2_OUTBOX}') IS NOT NULL",
+             f"DROP TABLE IF EXISTS {dbnames.V2_OUTBOX}"),
+            (f"sequence {dbnames.V2_FLAG} (version 2)", f"SELECT to_regclass('{dbnames.V2_FLAG}') IS NOT NULL",
+             f"DROP SEQUENCE IF EXISTS {dbnames.V2_FLAG}")):
+        if _one(conn, present):
+            drops.append((what, sql))
+    if not drops:
         return ["nothing to remove: none of the pieces is present"]
     notes = []
-    if any(piece.name == "table city_outbox" for piece in present):
-        waiting = _one(conn, "SELECT count(*) FROM city_outbox")
+    if _one(conn, f"SELECT to_regclass('{dbnames.OUTBOX}') IS NOT NULL"):
+        waiting = _one(conn, f"SELECT count(*) FROM {dbnames.OUTBOX}")
         if waiting:
-            notes.append(f"note: city_outbox held {waiting} change(s) not yet sent to Kafka")
+            notes.append(f"note: {dbnames.OUTBOX} held {waiting} change(s) not yet sent to Kafka")
     if dry_run:
-        return [f"{piece.drop};" for piece in present] + notes
+        return [f"{sql};" for _, sql in drops] + notes
     with conn.cursor() as cur:
         cur.execute("BEGIN")
-        for piece in present:
-            cur.execute(piece.drop)
+        for _, sql in drops:
+            cur.execute(sql)
         cur.execute("COMMIT")
-    return [f"dropped: {piece.name}" for piece in present] + notes
+    return [f"dropped: {what}" for what, _ in drops] + notes

@@ -1,8 +1,9 @@
-"""Kafka -> Redis: consume invalidations, delete the cache keys, then commit the offsets.
+"""Kafka -> Redis: consume invalidations, delete the cache keys and their leases, then commit the offsets.
 
 At-least-once: offsets are committed only after Redis acknowledged the deletes; if Redis is down
 the batch is retried (never committed past); a DEL is idempotent, so a redelivery is harmless.
-A malformed message is logged with its offset and skipped; it never stops the loop.
+A malformed message is logged with its offset and skipped; it never stops the loop. An
+invalidate_all wipes the prefixes it names (one without any, from before the rules: every rule's).
 """
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ from kafka import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 
 from citycache import events
-from citycache.read import cache
+from citycache.rules import Rules
 from citycache.runtime import metrics, timing
 from citycache.runtime.backoff import Backoff
 from citycache.runtime.clients import ensure_topic, kafka_consumer, redis_client
-from citycache.write.deletes import Deleter, redis_deleter
 from citycache.runtime.heartbeat import Heartbeat
 from citycache.runtime.logs import configure_logging
 from citycache.runtime.metrics import APPLIED, BAD_EVENTS, COMMIT_TO_DEL
-from citycache.settings import Settings, get_settings
 from citycache.runtime.shutdown import Shutdown
+from citycache.runtime.startup import checked_rules, refusing_bad_config
+from citycache.settings import Settings, get_settings
+from citycache.write.deletes import Deleter, invalidate, redis_deleter, wipe
+
 
 log = logging.getLogger("kafka_cleaner")
 
@@ -33,15 +36,15 @@ POLL_MS = 500
 
 @dataclass
 class Plan:
-    """What one polled batch asks for: codes to delete (coalesced, in order), or everything."""
-    codes: list[str] = field(default_factory=list)
-    everything: bool = False
+    """What one polled batch asks for: keys to delete (coalesced, in order), and prefixes to wipe."""
+    keys: list[str] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
     skipped: int = 0
     events: int = 0  # valid events, before coalescing
     committed_at: list[float] = field(default_factory=list)  # commit times carried by the events
 
 
-def plan_batch(records) -> Plan:
+def plan_batch(records, rules: Rules) -> Plan:
     plan, seen = Plan(), set()
     for record in records:
         try:
@@ -55,18 +58,20 @@ def plan_batch(records) -> Plan:
         plan.events += 1
         if event.committed_at is not None:
             plan.committed_at.append(event.committed_at)
-        if event.code == events.ALL_CODES:
-            plan.everything = True
-        elif event.code not in seen:
-            seen.add(event.code)
-            plan.codes.append(event.code)
+        if event.key is None:
+            for prefix in (rules.prefixes if event.prefixes is None else event.prefixes):
+                if prefix not in plan.prefixes:
+                    plan.prefixes.append(prefix)
+        elif event.key not in seen:
+            seen.add(event.key)
+            plan.keys.append(event.key)
     return plan
 
 
 def apply_plan(client: redis.Redis, plan: Plan, deleter: Deleter | None = None) -> int:
-    deleted = cache.invalidate(client, plan.codes, deleter)
-    if plan.everything:
-        deleted += cache.invalidate_all(client, deleter=deleter)
+    deleted = invalidate(client, plan.keys, deleter)
+    if plan.prefixes:
+        deleted += wipe(client, plan.prefixes, deleter)
     return deleted
 
 
@@ -87,8 +92,8 @@ def record_applied(plan: Plan, now: float) -> None:
 
 
 class KafkaCleaner:
-    def __init__(self, settings: Settings, shutdown: Shutdown) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, rules: Rules, shutdown: Shutdown) -> None:
+        self.settings, self.rules = settings, rules
         self.shutdown = shutdown
         self.redis = redis_client(settings)
         self.deleter = redis_deleter(settings, self.redis)
@@ -123,7 +128,7 @@ class KafkaCleaner:
                 records = [record for part in batch.values() for record in part]
                 if not records:
                     continue
-                plan = plan_batch(records)
+                plan = plan_batch(records, self.rules)
                 BAD_EVENTS.labels("kafka").inc(plan.skipped)
                 if not self.apply_until_done(plan):
                     log.info("stopping with the batch uncommitted; it will be redelivered",
@@ -144,7 +149,7 @@ class KafkaCleaner:
             try:
                 deleted = apply_plan(self.redis, plan, self.deleter)
                 record_applied(plan, time.time())
-                log.info("invalidated", extra={"codes": plan.codes[:20], "all": plan.everything,
+                log.info("invalidated", extra={"keys": plan.keys[:20], "prefixes": plan.prefixes,
                                                "deleted": deleted})
                 return True
             except redis.RedisError as exc:
@@ -165,11 +170,13 @@ class KafkaCleaner:
             log.warning("offset commit failed; batch will be redelivered", extra={"error": str(exc)})
 
 
+@refusing_bad_config
 def main() -> None:
     settings = get_settings()
     configure_logging("kafka_cleaner", settings.log_level)
     metrics.setup(settings)
-    KafkaCleaner(settings, Shutdown().install()).run()
+    rules = checked_rules(settings)
+    KafkaCleaner(settings, rules, Shutdown().install()).run()
 
 
 if __name__ == "__main__":

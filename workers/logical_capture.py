@@ -3,9 +3,10 @@
 Reads the slot through psycopg2's replication connection in the same select() loop shape as notify
 mode. Committed transactions are batched while more are waiting and for as long as the window says
 (citycache/write/window.py: at once while they trickle, up to CAPTURE_WINDOW_MS while they pour in),
-coalesced per code, published with acks=all, and only then is the slot's flush position confirmed: a crash, a kill -9 or a Kafka outage
-makes Postgres send the unconfirmed ones again (at-least-once). A periodic logical message keeps the
-slot moving while city is idle, so it does not pin WAL.
+turned into one event per key, published with acks=all, and only then is the slot's flush position
+confirmed: a crash, a kill -9 or a Kafka outage makes Postgres send the unconfirmed ones again
+(at-least-once). A periodic logical message keeps the slot moving while the tables are idle, so it
+does not pin WAL.
 """
 from __future__ import annotations
 
@@ -18,13 +19,11 @@ import psycopg2
 import psycopg2.extras
 
 from citycache.runtime import timing
-from citycache.write import outbox, replication
-from citycache.runtime.backoff import Backoff
-from citycache.runtime.clients import pg_connect
-from citycache.events import Invalidation
-from citycache.runtime.metrics import PUBLISHED
+from citycache.tables import Table
+from citycache.write import dbnames, replication
+from citycache.write.capture import Capture, OutboxDrain
+from citycache.write.coalesce import Coalescer
 from citycache.write.pgoutput import Decoder, Transaction
-from citycache.write.publisher import PublishError
 from citycache.write.window import Window
 
 log = logging.getLogger("pg_listener")
@@ -36,75 +35,59 @@ WINDOW_READ_SECONDS = 0.02  # while a window is open, read what came this often
 STATUS_SECONDS = 5.0  # standby status to the server at least this often (well under wal_sender_timeout)
 
 
-def to_events(transactions: list[Transaction]) -> list[Invalidation]:
-    """One event per code over the batch (first and last commit time), the end LSN as the event id."""
-    by_code: dict[str, Invalidation] = {}
+def to_changes(transactions: list[Transaction], all_rules) -> Coalescer:
+    """The batch's changes; the last transaction's end LSN as the event id."""
+    batch = Coalescer()
+    event_id = transactions[-1].end_lsn if transactions else None
     for tx in transactions:
-        for code in tx.codes:
-            seen = by_code.get(code)
-            by_code[code] = Invalidation(
-                code, event_id=tx.end_lsn,
-                committed_at=tx.committed_at if seen is None else min(seen.committed_at, tx.committed_at),
-                last_committed_at=tx.committed_at)
-    return list(by_code.values())
+        for rule in (all_rules if tx.everything else tx.truncated):
+            batch.truncate(rule, tx.committed_at, event_id=event_id)
+        for rule, values in tx.changes:
+            batch.change(rule, values, tx.committed_at, event_id=event_id)
+    return batch
 
 
 class LogicalCapture:
-    """The logical-mode body of pg_listener: one replication connection, reconnected with backoff."""
+    """The logical-mode session of pg_listener: prepare the slot and publication, drain what the
+    triggers left, then stream."""
 
-    def __init__(self, listener) -> None:
-        self.listener = listener  # the PgListener: settings, shutdown, publisher, heartbeat, outbox drain
-        self.settings = listener.settings
+    def __init__(self, capture: Capture) -> None:
+        self.capture = capture
+        self.settings = capture.settings
         self.slot = self.settings.replication_slot
         self.next_heartbeat = 0.0
         # Shortest window 0: a change that trickles in is published as soon as nothing else is waiting.
         self.window = Window(0.0, self.settings.capture_window_ms / 1000)
 
-    def run(self) -> None:
-        pg_backoff = Backoff(base=0.2, cap=timing.RECONNECT_CAP_SECONDS)
-        while not self.listener.shutdown.requested:
-            self.listener.heartbeat.beat()
-            conn = repl = None
-            try:
-                conn = pg_connect(self.settings, autocommit=True, application_name=f"pg_listener {os.getpid()}")
-                replication.require_logical_wal(conn)
-                if replication.prepare_logical(conn, self.slot):
-                    log.info("replication slot created", extra={"slot": self.slot})
-                self.drain_outbox(conn)
-                repl = psycopg2.connect(self.settings.database_url, connect_timeout=3,
-                                        connection_factory=psycopg2.extras.LogicalReplicationConnection,
-                                        application_name=f"pg_listener {os.getpid()} wal")
-                pg_backoff.reset()
-                self.stream(conn, repl)
-            except psycopg2.Error as exc:
-                delay = pg_backoff.next()
-                log.warning("postgres unavailable, reconnecting",
-                            extra={"error": str(exc).strip(), "retry_in_s": delay})
-                self.listener.shutdown.sleep(delay, every=timing.BEAT_SECONDS, tick=self.listener.heartbeat.beat)
-            finally:
-                for c in (repl, conn):
-                    if c is not None:
-                        c.close()
+    def session(self, conn, tables: dict[str, Table]) -> None:
+        created, short = replication.prepare_logical(conn, self.slot, tables)
+        if created:
+            log.info("replication slot created", extra={"slot": self.slot})
+        if short:  # published before without all of its key columns: what the slot holds lacks them
+            with conn.cursor() as cur:
+                cur.execute(f"INSERT INTO {dbnames.OUTBOX} (tbl, vals) SELECT unnest(%s::text[]), NULL", (short,))
+            log.warning("a rule's columns were not all published; its keys invalidated once", extra={"tables": short})
+        with conn.cursor() as cur:  # rows the triggers wrote before this mode took over
+            OutboxDrain(self.capture, cur, Window(0.0, 0.0)).drain_until_published()
+        repl = psycopg2.connect(self.settings.database_url, connect_timeout=3,
+                                connection_factory=psycopg2.extras.LogicalReplicationConnection,
+                                application_name=f"pg_listener {os.getpid()} wal")
+        try:
+            self.stream(conn, repl, {(t.schema, t.name): t.rule for t in tables.values()})
+        finally:
+            repl.close()
 
-    def drain_outbox(self, conn) -> None:
-        """Rows the triggers wrote before this mode took over (retried until Kafka takes them)."""
-        take_plain, _ = outbox.take_sql(conn)
-        with conn.cursor() as cur:
-            while self.listener.drain(cur, take_plain, take_plain) is None and not self.listener.shutdown.requested:
-                self.listener.shutdown.sleep(self.listener.kafka_backoff.next(), every=timing.BEAT_SECONDS,
-                                             tick=self.listener.heartbeat.beat)
-
-    def stream(self, conn, repl) -> None:
+    def stream(self, conn, repl, rules_by_table) -> None:
         cur = repl.cursor()
         cur.start_replication(slot_name=self.slot, decode=False, options={
-            "proto_version": "1", "publication_names": replication.PUBLICATION, "messages": "true"})
-        log.info("streaming", extra={"slot": self.slot, "publication": replication.PUBLICATION})
-        decoder, pending, confirmed_at = Decoder(), [], time.monotonic()
+            "proto_version": "1", "publication_names": dbnames.PUBLICATION, "messages": "true"})
+        log.info("streaming", extra={"slot": self.slot, "publication": dbnames.PUBLICATION})
+        decoder, pending, confirmed_at = Decoder(rules_by_table), [], time.monotonic()
         published_at = due = time.monotonic()
-        shutdown = self.listener.shutdown
+        capture, shutdown = self.capture, self.capture.shutdown
         read, feed = cur.read_message, decoder.feed
         while not shutdown.requested:
-            self.listener.heartbeat.beat()
+            capture.heartbeat.beat()
             if time.monotonic() >= self.next_heartbeat:
                 replication.heartbeat(conn)
                 self.next_heartbeat = time.monotonic() + self.settings.logical_heartbeat_seconds
@@ -131,9 +114,8 @@ class LogicalCapture:
             if pending and not decoder.in_transaction and (now >= due or len(pending) >= BATCH_TRANSACTIONS):
                 self.window.observe(len(pending), now - published_at)
                 published_at = now
-                if not self.publish(pending):
-                    shutdown.sleep(self.listener.kafka_backoff.next(), every=timing.BEAT_SECONDS,
-                                   tick=self.listener.heartbeat.beat)
+                if not capture.publish(to_changes(pending, capture.rules.rules), transactions=len(pending)):
+                    capture.pause(capture.kafka_backoff.next())
                     return  # reconnect: Postgres sends again everything not confirmed
                 # Sent now (force), not at psycopg2's next status interval: the slot moves at once.
                 # Only ever a commit's end: psycopg2 moves the position on to the server's keepalive
@@ -160,19 +142,3 @@ class LogicalCapture:
             ready, _, _ = select.select(watched, [], [], min(wait, timing.BEAT_SECONDS))
             if shutdown in ready:
                 shutdown.clear_wakeups()
-
-    def publish(self, transactions: list[Transaction]) -> bool:
-        batch = to_events(transactions)
-        if not batch:  # heartbeats only: nothing to publish, the position may still move on
-            return True
-        try:
-            self.listener.publisher.publish(batch)
-        except PublishError as exc:
-            log.warning("kafka unavailable, unconfirmed changes will be sent again",
-                        extra={"error": str(exc), "transactions": len(transactions)})
-            return False
-        self.listener.kafka_backoff.reset()
-        PUBLISHED.inc(len(batch))
-        log.info("published", extra={"transactions": len(transactions), "events": len(batch),
-                                     "codes": [e.code for e in batch][:20]})
-        return True

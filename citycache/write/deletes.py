@@ -8,14 +8,20 @@ nobody to wait for (Redis's min-replicas-to-write is the knob for refusing write
 
 In a Redis Cluster every group of keys (a value and its lease share one slot) goes to the primary
 that owns the slot, in one pipeline per primary.
+
+`invalidate` deletes cache keys with their leases; `wipe` every key and lease under some prefixes
+(after a TRUNCATE), matched literally.
 """
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 
 import redis
 from redis.cluster import RedisCluster
+
+from citycache.rules import key_pattern, lease_key, lease_pattern
 
 
 class NotReplicated(redis.RedisError):
@@ -88,3 +94,26 @@ class Deleter:
 def redis_deleter(settings, client) -> Deleter:
     """How the cleaner deletes: confirmed by REDIS_DELETE_REPLICAS replicas where there are any."""
     return Deleter(client, settings.redis_delete_replicas, settings.redis_wait_timeout_ms)
+
+
+def invalidate(client: redis.Redis, keys: Iterable[str], deleter: Deleter | None = None) -> int:
+    """Delete the values and the leases of `keys` (each pair in one slot, one DEL); returns how many
+    keys existed. `deleter` decides how a delete counts as applied."""
+    return (deleter or Deleter(client)).delete([[key, lease_key(key)] for key in keys])
+
+
+def wipe(client: redis.Redis, prefixes: Iterable[str], deleter: Deleter | None = None, batch: int = 500) -> int:
+    """Delete every key and lease under `prefixes` (after a TRUNCATE); in a cluster, on every primary."""
+    deleter = deleter or Deleter(client)
+    deleted = 0
+    for prefix in prefixes:
+        for pattern in (key_pattern(prefix), lease_pattern(prefix)):
+            keys = []
+            for key in client.scan_iter(match=pattern, count=batch):  # a RedisCluster scans every primary
+                keys.append(key)
+                if len(keys) >= batch:
+                    deleted += deleter.delete([[key] for key in keys])
+                    keys = []
+            if keys:
+                deleted += deleter.delete([[key] for key in keys])
+    return deleted

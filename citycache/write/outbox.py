@@ -1,14 +1,18 @@
-"""The outbox written by db/trigger.sql: take a batch, turn it into events, keep it deleted once published.
+"""The outbox written by the rules' triggers (db/trigger.sql, db/table_trigger.sql): take a batch,
+turn it into changes, keep it deleted once published.
 
 One drain is two round trips: `BEGIN; DELETE ... RETURNING` takes up to a batch of rows no other
-listener holds (SKIP LOCKED) and returns them grouped per code (a busy window holds thousands of rows
-and a few hundred codes: Postgres counts them, not Python), Kafka gets the events, then COMMIT. The rows are deleted only in the
-drain's own transaction: other listeners skip them meanwhile, and a rollback, a lost connection or a
-kill -9 gives every one of them back. So a row disappears only after Kafka acknowledged it.
+listener holds (SKIP LOCKED) and returns them grouped per table and values (a busy window holds
+thousands of rows and a few hundred distinct values: Postgres counts them, not Python), Kafka gets the
+events, then COMMIT. The rows are deleted only in the drain's own transaction: other listeners skip
+them meanwhile, and a rollback, a lost connection or a kill -9 gives every one of them back. So a row
+disappears only after Kafka acknowledged it.
 """
 from __future__ import annotations
 
-from citycache.events import Invalidation, parse_code
+from citycache.rules import Rules
+from citycache.write.coalesce import Coalescer
+from citycache.write.dbnames import FLAG, OUTBOX
 
 # Commit time when Postgres tracks it (track_commit_timestamp=on, as our Postgres runs), else now.
 _COMMIT_TIME = {
@@ -18,14 +22,15 @@ _COMMIT_TIME = {
 # The outbox has no key and no index: rows are addressed by ctid, taken in physical order.
 _TAKE_SQL = (
     "BEGIN; {flag}"
-    "WITH taken AS (DELETE FROM city_outbox WHERE ctid = ANY(ARRAY("
-    "  SELECT ctid FROM city_outbox LIMIT %(limit)s FOR UPDATE SKIP LOCKED))"
-    "  RETURNING code, extract(epoch FROM {commit_time})::float8 AS at)"
-    " SELECT code, min(at), max(at), count(*)::int FROM taken GROUP BY code ORDER BY min(at)"
+    f"WITH taken AS (DELETE FROM {OUTBOX} WHERE ctid = ANY(ARRAY("
+    f"  SELECT ctid FROM {OUTBOX} LIMIT %(limit)s FOR UPDATE SKIP LOCKED))"
+    "  RETURNING tbl, vals, extract(epoch FROM {commit_time})::float8 AS at)"
+    " SELECT tbl, vals, min(at), max(at), count(*)::int FROM taken GROUP BY tbl, vals ORDER BY min(at)"
 )
 # Cleared in the drain's own round trip: a sequence is non-transactional, so writers see it at once.
-AWAKE = "SELECT setval('city_listener_asleep', 0); "
-PENDING_SQL = "SELECT EXISTS (SELECT FROM city_outbox)"
+AWAKE = f"SELECT setval('{FLAG}', 0); "
+PENDING_SQL = f"SELECT EXISTS (SELECT FROM {OUTBOX})"
+BACKLOG_SQL = f"SELECT count(*) FROM {OUTBOX}"
 
 
 def take_sql(conn) -> tuple[str, str]:
@@ -37,12 +42,12 @@ def take_sql(conn) -> tuple[str, str]:
             _TAKE_SQL.format(flag=AWAKE, commit_time=commit_time))
 
 
-Taken = tuple[str, float, float, int]  # a code, its first and last commit time, how many rows
+Taken = tuple[str, list[str] | None, float, float, int]  # table, values, first and last commit, rows
 
 
 def take(cur, sql: str, limit: int) -> list[Taken]:
-    """Delete up to `limit` unheld rows in a new transaction, grouped per code, earliest first;
-    COMMIT after Kafka acked, else ROLLBACK."""
+    """Delete up to `limit` unheld rows in a new transaction, grouped per table and values, earliest
+    first; COMMIT after Kafka acked, else ROLLBACK."""
     cur.execute(sql, {"limit": limit})
     return cur.fetchall()
 
@@ -53,21 +58,25 @@ def pending(cur) -> bool:
     return cur.fetchone()[0]
 
 
-def to_events(taken: list[Taken]) -> tuple[list[Invalidation], list[str]]:
-    """One event per code (first and last commit time it covers), in the order taken; and bad codes.
-    Codes that differ only as stored ('bgr ', 'BGR') become one event."""
-    by_code: dict[str, Invalidation] = {}
-    bad: list[str] = []
-    for raw_code, committed_at, last_committed_at, _rows in taken:
-        try:
-            code = parse_code(raw_code.strip())
-        except ValueError:
-            bad.append(raw_code)
-            continue
-        seen = by_code.get(code)
-        if seen is None:
-            by_code[code] = Invalidation(code, committed_at=committed_at, last_committed_at=last_committed_at)
+def backlog(conn) -> int:
+    """Outbox rows not yet acknowledged by Kafka (pg_listener deletes them after the ack)."""
+    with conn.cursor() as cur:
+        cur.execute(BACKLOG_SQL)
+        return cur.fetchone()[0]
+
+
+def to_changes(taken: list[Taken], rules: Rules) -> tuple[Coalescer, list[str]]:
+    """The taken rows as one publish's changes; and the tables outside the rules (their rows are
+    dropped: a trigger left behind, or a rule removed since `schema install`)."""
+    batch, outside = Coalescer(), []
+    for table, values, committed_at, last_committed_at, _rows in taken:
+        rule = rules.rule_for(table)
+        if rule is None:
+            outside.append(table)
+        elif values is None:
+            batch.truncate(rule, committed_at, last_committed_at)
+        elif len(values) != len(rule.columns):  # rendered from other rules: schema install not run
+            outside.append(table)
         else:
-            by_code[code] = Invalidation(code, committed_at=min(seen.committed_at, committed_at),
-                                         last_committed_at=max(seen.last_committed_at, last_committed_at))
-    return list(by_code.values()), bad
+            batch.change(rule, values, committed_at, last_committed_at)
+    return batch, outside

@@ -1,15 +1,19 @@
-"""A decoder for the few pgoutput messages (protocol version 1) that say which country codes changed.
+"""A decoder for the few pgoutput messages (protocol version 1) that say which rows of the rules'
+tables changed: their key columns' values, per committed transaction.
 
 Begin, Relation, Insert, Update, Delete, Truncate, logical Message and Commit; others are skipped.
-With REPLICA IDENTITY USING INDEX on (id, countrycode), an UPDATE carries the old key ('K') exactly
-when the key changed, so a country move yields both codes; a DELETE always carries it.
+Each Relation is mapped to its rule by schema and name, so a published table outside the rules is
+never taken for one inside. With a replica identity that covers the key columns
+(citycache/write/replication.py), an UPDATE carries the old row ('K' or 'O') exactly when they may have
+changed, so a row that moves yields its old values and its new ones; a DELETE always carries them.
 """
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
 
-from citycache.events import ALL_CODES
+from citycache.rules import Rule
+from citycache.tables import BPCHAR_OID
 
 PG_EPOCH = 946_684_800  # 2000-01-01 in Unix seconds: pgoutput timestamps count from there
 
@@ -17,17 +21,21 @@ PG_EPOCH = 946_684_800  # 2000-01-01 in Unix seconds: pgoutput timestamps count 
 @dataclass
 class Relation:
     name: str
-    columns: list[str]
-    code_at: int = -1  # the index of the code column, -1 if the table has none (not ours)
+    rule: Rule | None  # None: not a table of the rules (nothing it changes counts)
+    positions: tuple[int, ...] = ()  # where each of the rule's columns is among the sent ones
+    padded: tuple[bool, ...] = ()  # char(n): drop the padding, as a cast to text does
 
 
 @dataclass
 class Transaction:
-    """What one committed transaction changed: the codes, its commit time and where its commit ends."""
-    codes: list[str] = field(default_factory=list)
+    """What one committed transaction changed: (rule, values) once each, the rules it truncated, its
+    commit time and where its commit ends. `everything`: a change of a table never announced."""
+    changes: list[tuple[Rule, tuple[str | None, ...]]] = field(default_factory=list)
+    truncated: list[Rule] = field(default_factory=list)
+    everything: bool = False
     committed_at: float | None = None
     end_lsn: int = 0
-    seen: set[str] = field(default_factory=set, repr=False, compare=False)
+    seen: set = field(default_factory=set, repr=False, compare=False)
 
 
 # Precompiled: at thousands of commits per second every message passes through here.
@@ -50,34 +58,33 @@ class Reader:
         self.at = end + 1
         return value
 
-    def column(self, wanted: int) -> str | None:
-        """Walk one TupleData; return only column `wanted` (others are skipped, not decoded)."""
+    def columns(self, wanted: tuple[int, ...]) -> list[str | None]:
+        """Walk one TupleData; return the text of the `wanted` columns (others are skipped, not
+        decoded); None for a NULL or an unchanged TOAST value."""
         data, at = self.data, self.at
         count = _I16.unpack_from(data, at)[0]
         at += 2
-        value = None
+        found: dict[int, str] = {}
         for index in range(count):
             kind = data[at]
             at += 1
             if kind == 0x74:  # 't': a text value of the given length
                 size = _I32.unpack_from(data, at)[0]
                 at += 4
-                if index == wanted:
-                    value = data[at:at + size].decode()
+                if index in wanted:
+                    found[index] = data[at:at + size].decode()
                 at += size
             # 'n' null, 'u' unchanged TOAST value: no bytes follow
         self.at = at
-        return value
+        return [found.get(position) for position in wanted]
 
 
 class Decoder:
-    """Feeds on pgoutput messages; returns a Transaction at each Commit.
+    """Feeds on pgoutput messages; returns a Transaction at each Commit. `rules_by_table` maps
+    (schema, table) to the rule of each published table of the rules."""
 
-    Every published table with a `code_column` counts (the publication holds city; the benchmarks add
-    copies of it); other tables are ignored."""
-
-    def __init__(self, code_column: str = "countrycode") -> None:
-        self.code_column = code_column
+    def __init__(self, rules_by_table: dict[tuple[str, str], Rule]) -> None:
+        self.rules_by_table = rules_by_table
         self.relations: dict[int, Relation] = {}
         self.current = Transaction()
         self.in_transaction = False  # between a Begin and its Commit
@@ -93,16 +100,14 @@ class Decoder:
         elif kind in (b"I", b"U", b"D"):
             relation = self.relations.get(reader.take(_U32))
             if relation is None:  # never announced (pgoutput always does): assume the worst
-                self._add(ALL_CODES)
+                self.current.everything = True
                 return None
-            if relation.code_at < 0:
+            if relation.rule is None:
                 return None
             while reader.at < len(data):
                 part = data[reader.at:reader.at + 1]  # 'K' old key, 'O' old row, 'N' new row
                 reader.at += 1
-                code = reader.column(relation.code_at)
-                if code is not None:
-                    self._add(code)
+                self._add(relation, reader.columns(relation.positions))
                 if part == b"N":
                     break
         elif kind == b"C":
@@ -112,26 +117,40 @@ class Decoder:
             return done
         elif kind == b"R":
             relid = reader.take(_U32)
-            _namespace, name = reader.string(), reader.string()
+            namespace, name = reader.string(), reader.string()
             reader.at += 1  # replica identity setting
-            columns = []
+            columns, types = [], []
             for _ in range(reader.take(_I16)):
                 reader.at += 1  # flags
                 columns.append(reader.string())
-                reader.at += 8  # type oid, type modifier
-            code_at = columns.index(self.code_column) if self.code_column in columns else -1
-            self.relations[relid] = Relation(name, columns, code_at)
+                types.append(reader.take(_U32))
+                reader.at += 4  # type modifier
+            self.relations[relid] = self._relation(namespace, name, columns, types)
         elif kind == b"T":
             count, _options = reader.take(_TRUNCATE)
-            relids = [reader.take(_U32) for _ in range(count)]
-            if any(self._ours(self.relations.get(relid)) for relid in relids):
-                self._add(ALL_CODES)
+            for relid in [reader.take(_U32) for _ in range(count)]:
+                relation = self.relations.get(relid)
+                if relation is None:
+                    self.current.everything = True
+                elif relation.rule is not None and relation.rule not in self.current.truncated:
+                    self.current.truncated.append(relation.rule)
         return None
 
-    def _ours(self, relation: Relation | None) -> bool:
-        return relation is not None and relation.code_at >= 0
+    def _relation(self, namespace: str, name: str, columns: list[str], types: list[int]) -> Relation:
+        rule = self.rules_by_table.get((namespace, name))
+        if rule is None:
+            return Relation(name, None)
+        # A key column the publication does not send stays None: reported as unusable, never "None".
+        positions = tuple(columns.index(c) if c in columns else len(columns) for c in rule.columns)
+        padded = tuple(p < len(types) and types[p] == BPCHAR_OID for p in positions)
+        return Relation(name, rule, positions, padded)
 
-    def _add(self, code: str) -> None:
-        if code not in self.current.seen:  # a set: a 100k-row UPDATE asks this 100k times
-            self.current.seen.add(code)
-            self.current.codes.append(code)
+    def _add(self, relation: Relation, values: list[str | None]) -> None:
+        for i, pad in enumerate(relation.padded):
+            if pad and values[i] is not None:
+                values[i] = values[i].rstrip(" ")
+        values = tuple(values)
+        seen = (relation.rule.table, values)
+        if seen not in self.current.seen:  # a set: a 100k-row UPDATE asks this 100k times
+            self.current.seen.add(seen)
+            self.current.changes.append((relation.rule, values))

@@ -42,12 +42,12 @@ class Publisher:
         return self._producer
 
     def publish(self, batch: list[events.Invalidation]) -> None:
-        """Send every event keyed by its code and return only when Kafka acknowledged all of them."""
+        """Send every event keyed by its cache key and return only when Kafka acknowledged all of them."""
         try:
             producer = self._ready_producer()
             now = time.time()
             futures = [
-                producer.send(events.TOPIC, key=event.key, value=events.encode(
+                producer.send(events.TOPIC, key=event.message_key, value=events.encode(
                     dataclasses.replace(event, published_at=now)))
                 for event in batch
             ]

@@ -1,6 +1,6 @@
-"""The listener's side of the wake-up handshake with the writers' trigger (db/trigger.sql).
+"""The listener's side of the wake-up handshake with the writers' trigger (db/table_trigger.sql).
 
-Writers NOTIFY only while the flag `city_listener_asleep` is 1. A listener clears it when a
+Writers NOTIFY only while the flag (dbnames.FLAG) is 1. A listener clears it when a
 notification wakes it (outbox.AWAKE) and, before it sleeps again:
   1. sets it (`fall_asleep`): from now on every writer that reads it will notify;
   2. waits until none of the transactions then in flight is still in flight (`still_in_flight`):
@@ -11,8 +11,10 @@ the commit (DESIGN.md, 7).
 """
 from __future__ import annotations
 
+from citycache.write.dbnames import FLAG
+
 FALL_ASLEEP_SQL = (
-    "SELECT setval('city_listener_asleep', 1);"
+    f"SELECT setval('{FLAG}', 1);"
     " SELECT coalesce(array_agg(x::text::bigint), '{}') FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
 )
 IN_FLIGHT_SQL = (

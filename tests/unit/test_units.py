@@ -3,28 +3,32 @@ from collections import namedtuple
 
 import pytest
 
+from citycache import rules
 from citycache.read.images import valid_image_name
+from tests.support import ROOT
 from workers.kafka_cleaner import plan_batch
 
 Record = namedtuple("Record", "partition offset value")
+RULES = rules.parse((ROOT / "invalidation.toml").read_text())
 
 
-def test_plan_coalesces_codes_and_skips_bad_events():
+def test_plan_coalesces_keys_and_skips_bad_events():
     records = [
-        Record(0, 1, b'{"action":"invalidate_cache","code":"BGR"}'),
+        Record(0, 1, b'{"action":"invalidate_cache","code":"BGR","key":"cities_BGR"}'),
         Record(0, 2, b"garbage"),
-        Record(0, 3, b'{"action":"invalidate_cache","code":"DEU"}'),
-        Record(0, 4, b'{"action":"invalidate_cache","code":"BGR"}'),
+        Record(0, 3, b'{"action":"invalidate_cache","key":"country_DEU"}'),
+        Record(0, 4, b'{"action":"invalidate_cache","code":"BGR"}'),  # from before the rules: cities_BGR
         Record(0, 5, None),
     ]
-    plan = plan_batch(records)
-    assert plan.codes == ["BGR", "DEU"]
+    plan = plan_batch(records, RULES)
+    assert plan.keys == ["cities_BGR", "country_DEU"]
     assert plan.skipped == 2
-    assert not plan.everything
+    assert not plan.prefixes
 
 
-def test_plan_invalidate_all():
-    assert plan_batch([Record(0, 1, b'{"action":"invalidate_all"}')]).everything
+def test_plan_invalidate_all_wipes_its_prefixes_or_every_rules():
+    assert plan_batch([Record(0, 1, b'{"action":"invalidate_all","prefixes":["country_"]}')], RULES).prefixes == ["country_"]
+    assert plan_batch([Record(0, 1, b'{"action":"invalidate_all"}')], RULES).prefixes == ["cities_", "country_"]
 
 
 @pytest.mark.parametrize("name", ["bulgaria.svg", "world.png", "a", "A-b_c.d.jpeg", "x" * 128])

@@ -1,4 +1,4 @@
-"""The HTTP API: cities by country code through the Redis cache, images from the S3 store, health."""
+"""The HTTP API: cities and countries by country code through the Redis cache, images from the S3 store, health."""
 from __future__ import annotations
 
 from flask import Flask
@@ -13,13 +13,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
-    from web import cities, docs, errors, health, images, metrics, page, request_id, resources
+    from web import cities, countries, docs, errors, health, images, metrics, page, request_id, resources
 
     request_id.init_app(app)
     metrics.init_app(app)
     resources.init_app(app)
     errors.init_app(app)
     app.register_blueprint(cities.bp)
+    app.register_blueprint(countries.bp)
     app.register_blueprint(images.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)

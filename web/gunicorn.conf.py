@@ -1,13 +1,19 @@
 """gunicorn settings (gthread workers); every value comes from the project settings."""
 from pathlib import Path
 
+from citycache.read.resources import RESOURCES
 from citycache.runtime import metrics
 from citycache.runtime.logs import logging_config
+from citycache.runtime.startup import checked_rules, refusing_bad_config
 from citycache.settings import get_settings
 
-_settings = get_settings()
+# A bad setting or rule stops the master here, before any worker starts, with one line (exit 78).
+_settings = refusing_bad_config(get_settings)()
 # Before any worker imports prometheus_client: every process of the API writes to this directory.
-_sample_dir = metrics.setup(_settings)
+_sample_dir = refusing_bad_config(metrics.setup)(_settings)
+_rules = refusing_bad_config(checked_rules)(_settings)
+for _resource in RESOURCES:  # the keys the API caches must be some rule's, else nothing deletes them
+    refusing_bad_config(_resource.check)(_rules)
 
 bind = f"0.0.0.0:{_settings.http_port}"
 worker_class = "gthread"

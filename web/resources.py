@@ -10,13 +10,16 @@ from flask import Flask, current_app
 from minio import Minio
 from psycopg2.pool import ThreadedConnectionPool
 
-from citycache.read.cache import CityCache
+from citycache.pipeline import KafkaAdmin
+from citycache.read.cache import LeasedCache
+from citycache.read.near_cache import NearCache
+from citycache.read.resources import RESOURCES
+from citycache.read.tracking import InvalidationListener
+from citycache.rules import Rules
 from citycache.runtime.clients import redis_client, s3_client
 from citycache.runtime.metrics import DB_QUERY_SECONDS
-from citycache.read.near_cache import NearCache
-from citycache.pipeline import KafkaAdmin
+from citycache.runtime.startup import checked_rules
 from citycache.settings import Settings
-from citycache.read.tracking import InvalidationListener
 
 log = logging.getLogger(__name__)
 # How long a health check or a pipeline read may wait for a dependency.
@@ -26,8 +29,9 @@ CHECK_TIMEOUT_S = 3.0
 @dataclass
 class Resources:
     settings: Settings
+    rules: Rules
     pg_pool: ThreadedConnectionPool
-    cache: CityCache
+    cache: LeasedCache
     s3: Minio
     kafka: KafkaAdmin  # for /health and /metrics: one connection per process, not one per request
     near: NearCache | None = None
@@ -71,6 +75,11 @@ class Resources:
 
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
+    # Checked against the database by gunicorn's master before it forks (web/gunicorn.conf.py): here
+    # the form only, and that every resource's keys are some rule's.
+    rules = app.config.get("RULES") or checked_rules(settings, against_database=False)
+    for resource in RESOURCES:
+        resource.check(rules)
     # minconn=0: nothing connects at start, so the app comes up (and says 503) while Postgres is down.
     pool = ThreadedConnectionPool(
         0, settings.web_threads + 2, settings.database_url, connect_timeout=3, application_name="web")
@@ -82,12 +91,14 @@ def init_app(app: Flask) -> None:
     near = NearCache(settings.near_cache_max_bytes) if near_on else None
     app.extensions["city_cache"] = Resources(
         settings=settings,
+        rules=rules,
         pg_pool=pool,
-        cache=CityCache(redis_client(settings), settings.cache_ttl_seconds),
+        cache=LeasedCache(redis_client(settings), settings.cache_ttl_seconds),
         s3=s3_client(settings, pool_size=settings.web_threads),
         kafka=KafkaAdmin(settings, timeout_ms=int(CHECK_TIMEOUT_S * 1000)),
         near=near,
-        listener=InvalidationListener(settings.redis_url, near) if near is not None else None,
+        listener=(InvalidationListener(settings.redis_url, near, rules.tracking_prefixes)
+                  if near is not None else None),
     )
 
 

@@ -1,22 +1,22 @@
-"""Cache-aside with leases: no stale set, no thundering herd.
+"""Cache-aside with leases: no stale set, no thundering herd, for every resource's keys.
 
 After Facebook's memcache leases. A reader that misses asks for a lease (a random token kept beside
 the key for a few seconds). Only the lease holder queries the database; the others wait briefly for
 its value. The holder stores its result only if its lease is still there, checked atomically in
-Redis. An invalidation deletes the key and the lease together, so a reader that read the database
-before a commit cannot write its old rows into the cache after the invalidation went by.
+Redis. An invalidation deletes the key and the lease together (citycache/write/deletes.py), so a reader
+that read the database before a commit cannot write its old data into the cache after the
+invalidation went by.
 """
 from __future__ import annotations
 
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import redis
 
-from citycache.write.deletes import Deleter
-from citycache.keys import CACHE_KEY_PATTERN, LEASE_KEY_PATTERN, cache_key, lease_key
+from citycache.rules import lease_key
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ return 0
 """
 
 
-class CityCache:
+class LeasedCache:
     def __init__(self, client: redis.Redis, ttl_seconds: int, *, lease_ms: int = 3000,
                  wait_seconds: float = 2.0):
         self.redis = client
@@ -48,61 +48,37 @@ class CityCache:
         self._get_or_lease = client.register_script(_GET_OR_LEASE)
         self._store_if_leased = client.register_script(_STORE_IF_LEASED)
 
-    def lease(self, code: str) -> tuple[str, bytes]:
+    def lease(self, key: str) -> tuple[str, bytes]:
         """One atomic step: ("hit", value), ("lease", token) or ("wait", b"")."""
         token = secrets.token_hex(8)
-        state, payload = self._get_or_lease(keys=[cache_key(code), lease_key(code)], args=[token, self.lease_ms])
+        state, payload = self._get_or_lease(keys=[key, lease_key(key)], args=[token, self.lease_ms])
         return state.decode(), payload
 
-    def store(self, code: str, token: bytes, value: bytes) -> bool:
-        stored = self._store_if_leased(
-            keys=[cache_key(code), lease_key(code)], args=[token, value, self.ttl_seconds])
+    def store(self, key: str, token: bytes, value: bytes) -> bool:
+        stored = self._store_if_leased(keys=[key, lease_key(key)], args=[token, value, self.ttl_seconds])
         return bool(stored)
 
-    def read_through(self, code: str, load: Callable[[], bytes]) -> tuple[bytes, str]:
-        """The cached value of `code`, or `load()` filled in by exactly one reader: (value, source)."""
+    def read_through(self, key: str, load: Callable[[], bytes]) -> tuple[bytes, str]:
+        """The cached value of `key`, or `load()` filled in by exactly one reader: (value, source)."""
         # Hits are the common case: a plain GET, no lease token or script. Redis copies a value a
         # script returns through Lua, which for the largest countries cost more than the GET itself.
-        value = self.redis.get(cache_key(code))
+        value = self.redis.get(key)
         if value is not None:
             return value, "cache"
         deadline = time.monotonic() + self.wait_seconds
         pause = 0.002
         while True:
-            state, payload = self.lease(code)  # payload: the value on a hit, our token on a lease
+            state, payload = self.lease(key)  # payload: the value on a hit, our token on a lease
             if state == "hit":
                 return payload, "cache"
             if state == "lease":
                 fresh = load()
-                if not self.store(code, payload, fresh):
-                    log.info("cache store skipped: invalidated while loading", extra={"code": code})
+                if not self.store(key, payload, fresh):
+                    log.info("cache store skipped: invalidated while loading", extra={"key": key})
                 return fresh, "db"
             if time.monotonic() >= deadline:
                 # The filler is slow or gone: answer from the database rather than fail or wait longer.
-                log.warning("lease wait timed out", extra={"code": code})
+                log.warning("lease wait timed out", extra={"key": key})
                 return load(), "db"
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
-
-
-def invalidate(client: redis.Redis, codes: Iterable[str], deleter: Deleter | None = None) -> int:
-    """Delete the values and the leases of `codes` (each pair in one slot, one DEL); returns how
-    many keys existed. `deleter` decides how a delete counts as applied (see deletes.py)."""
-    groups = [[cache_key(code), lease_key(code)] for code in codes]
-    return (deleter or Deleter(client)).delete(groups)
-
-
-def invalidate_all(client: redis.Redis, batch: int = 500, deleter: Deleter | None = None) -> int:
-    """Delete every cached country and every lease (after TRUNCATE); in a cluster, on every primary."""
-    deleter = deleter or Deleter(client)
-    deleted = 0
-    for pattern in (CACHE_KEY_PATTERN, LEASE_KEY_PATTERN):
-        keys = []
-        for key in client.scan_iter(match=pattern, count=batch):  # a RedisCluster scans every primary
-            keys.append(key)
-            if len(keys) >= batch:
-                deleted += deleter.delete([[key] for key in keys])
-                keys = []
-        if keys:
-            deleted += deleter.delete([[key] for key in keys])
-    return deleted

@@ -1,4 +1,4 @@
-"""A near cache: copies of `cities_*` values in the API process, dropped by Redis' invalidation pushes.
+"""A near cache: copies of cached values in the API process, dropped by Redis' invalidation pushes.
 
 The store only; citycache/read/tracking.py keeps the connection that feeds it. Three rules keep it from
 serving what Redis no longer holds:

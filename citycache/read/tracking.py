@@ -1,9 +1,10 @@
 """Feeds a near cache with Redis' invalidations (server-assisted client-side caching, Redis >= 6).
 
 One connection per process does it all, RESP2: it asks for its own id, turns tracking on in
-broadcast mode for the `cities_` prefix with the invalidations redirected to itself, and subscribes
-to `__redis__:invalidate`. Redis then pushes the name of every `cities_*` key that is written,
-deleted, expired or evicted, whoever changed it. One connection rather than a tracking connection
+broadcast mode for every rule's prefix (`Rules.tracking_prefixes`: where one starts another, the
+shorter) with the invalidations redirected to itself, and subscribes to `__redis__:invalidate`. Redis
+then pushes the name of every key under them that is written, deleted, expired or evicted, whoever
+changed it. One connection rather than a tracking connection
 and a separate subscriber: if they were two, the tracking one could die while the subscriber lives
 on, hearing nothing. Here the push stops only when the connection does, and that empties the cache.
 
@@ -19,7 +20,6 @@ import time
 import redis
 
 from citycache.runtime import metrics
-from citycache.keys import CACHE_KEY_PREFIX
 from citycache.read.near_cache import NearCache
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,11 @@ NAME_PREFIX = "citycache-near-"
 class InvalidationListener:
     """A daemon thread that keeps the tracking connection up and applies its pushes to `near`."""
 
-    def __init__(self, redis_url: str, near: NearCache, *, ping_seconds: float = 1.0,
+    def __init__(self, redis_url: str, near: NearCache, prefixes: tuple[str, ...], *, ping_seconds: float = 1.0,
                  timeout: float = 2.0, retry_min: float = 0.05, retry_max: float = 1.0):
         self.redis_url = redis_url
         self.near = near
+        self.prefixes = prefixes
         self.ping_seconds = ping_seconds
         self.timeout = timeout
         self.retry_min, self.retry_max = retry_min, retry_max
@@ -91,8 +92,8 @@ class InvalidationListener:
         conn.connect()
         self.client_id = int(self._call(conn, "CLIENT", "ID"))
         self._call(conn, "CLIENT", "SETNAME", f"{NAME_PREFIX}{os.getpid()}")
-        self._call(conn, "CLIENT", "TRACKING", "ON", "REDIRECT", self.client_id, "BCAST",
-                   "PREFIX", CACHE_KEY_PREFIX)
+        prefixes = [word for prefix in self.prefixes for word in ("PREFIX", prefix)]
+        self._call(conn, "CLIENT", "TRACKING", "ON", "REDIRECT", self.client_id, "BCAST", *prefixes)
         conn.send_command("SUBSCRIBE", CHANNEL)
         reply = conn.read_response()
         if not (isinstance(reply, list) and reply[0] == b"subscribe"):

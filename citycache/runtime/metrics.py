@@ -96,9 +96,21 @@ HTTP_REQUESTS = Counter("citycache_http_requests_total", "HTTP requests by route
                         ["method", "route", "status"])
 HTTP_SECONDS = Histogram("citycache_http_request_duration_seconds", "Time to answer (streamed bodies: "
                          "until the response starts)", ["route"], buckets=HTTP_BUCKETS)
-CACHE_LOOKUPS = Counter("citycache_cache_lookups_total", "GET /cities lookups: hit (from Redis) or miss (DB)",
-                        ["result"])
-CACHE_HITS, CACHE_MISSES = _ChildOnFirstUse(CACHE_LOOKUPS, "hit"), _ChildOnFirstUse(CACHE_LOOKUPS, "miss")
+CACHE_LOOKUPS = Counter("citycache_cache_lookups_total",
+                        "Lookups per resource (cities, countries): hit (from the cache) or miss (the database)",
+                        ["resource", "result"])
+
+
+def cache_lookups(resource: str) -> tuple[_ChildOnFirstUse, _ChildOnFirstUse]:
+    """(hits, misses) of one resource, resolved once."""
+    found = _LOOKUPS.get(resource)
+    if found is None:
+        found = _LOOKUPS[resource] = (_ChildOnFirstUse(CACHE_LOOKUPS, resource, "hit"),
+                                      _ChildOnFirstUse(CACHE_LOOKUPS, resource, "miss"))
+    return found
+
+
+_LOOKUPS: dict[str, tuple[_ChildOnFirstUse, _ChildOnFirstUse]] = {}
 # The near cache in each API process (citycache/read/near_cache.py).
 NEAR_LOOKUPS = Counter("citycache_near_cache_lookups_total",
                        "Near-cache lookups: hit, miss, or bypass (contact with Redis lost)", ["result"])

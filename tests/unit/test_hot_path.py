@@ -3,7 +3,7 @@ with its ETag, the log line encoder and request ids (no services needed)."""
 import json
 import re
 
-from citycache.read.cities import Cities
+from citycache.read.entry import Entry
 from citycache.runtime.logs import encode
 from citycache.read.near_cache import NearCache
 from web.request_id import choose
@@ -23,13 +23,13 @@ def test_memory_is_bounded_in_bytes_least_recently_used_first():
     assert cache.get("a") is None and cache.bytes_held == 0
 
 
-def test_cities_value_carries_its_etag_and_reads_without_it():
-    cities = Cities(b'[{"name":"A","population":1}]')
+def test_a_cached_value_carries_its_etag_and_reads_without_it():
+    cities = Entry(b'[{"name":"A","population":1}]')
     stored = cities.cached()
     assert stored.startswith(cities.etag.encode()) and stored.endswith(cities.data)
-    again = Cities.from_cached(stored)
+    again = Entry.from_cached(stored)
     assert (again.data, again.etag) == (cities.data, cities.etag)
-    legacy = Cities.from_cached(cities.data)  # a value written before the ETag was stored
+    legacy = Entry.from_cached(cities.data)  # a value written before the ETag was stored
     assert (legacy.data, legacy.etag) == (cities.data, cities.etag)
     assert again.body("cache") == b'{"source":"cache","data":[{"name":"A","population":1}]}'
 

@@ -56,3 +56,21 @@ def test_setup_after_prometheus_was_imported_refuses(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "imported before metrics.setup()" in result.stderr
+
+
+def test_the_layers_import_only_downwards():
+    """citycache/ never imports the programs; runtime/ neither flow; the read path nothing of the write path."""
+    import ast
+
+    forbidden = {"citycache": ("web", "workers", "ops", "bench", "tests"),
+                 "citycache/runtime": ("citycache.read", "citycache.write"),
+                 "citycache/read": ("citycache.write",)}
+    found = []
+    for folder, banned in forbidden.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                found += [f"{path.relative_to(ROOT)} imports {name}" for name in names
+                          if any(name == b or name.startswith(b + ".") for b in banned)]
+    assert found == []

@@ -12,7 +12,8 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     LOG_DIR=/var/log/city-cache \
     LOG_FILE_MAX_BYTES=0 \
-    LOG_FILE_BACKUPS=0
+    LOG_FILE_BACKUPS=0 \
+    INVALIDATION_RULES=/app/invalidation.toml
 
 WORKDIR /app
 
@@ -37,7 +38,8 @@ COPY workers/ workers/
 COPY db/ db/
 COPY ops/ ops/
 COPY data/ data/
-COPY supervisord.conf .
+# The rules (which table's changes delete which keys); mount another file over it to cache your own tables.
+COPY supervisord.conf invalidation.toml ./
 
 USER 10001:10001
 

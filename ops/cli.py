@@ -1,11 +1,11 @@
 """The operator's command line: `python -m ops.cli <command> --help`.
 
-  load            create the schema and load the cities (--reload replaces them), upload the images
+  load            create the schema and load the cities and countries (--reload replaces them), upload the images
   upload-image    put a file into the image bucket
-  invalidate      invalidate a country's cache key by hand, through Kafka like a database write
-  check           compare every cached cities_* key with the database (exit 1 on a mismatch)
+  invalidate      invalidate cache keys by hand (cities_BGR, or BGR for short), through Kafka like a database write
+  check           compare every cached key of every resource with the database (exit 1 on a mismatch)
   status          the pipeline: worker heartbeats, outbox backlog, consumer lag (exit 1 if unhealthy)
-  schema          install or uninstall the outbox and triggers on an existing city table (--dry-run)
+  schema          install or uninstall the outbox and triggers on the rules' tables (--dry-run)
   doctor          check every setting and dependency as the programs use them (exit 1 on a failure)
 """
 from __future__ import annotations
@@ -67,35 +67,59 @@ def cmd_upload_image(settings: Settings, args) -> int:
     return 0
 
 
-def cmd_invalidate(settings: Settings, args) -> int:
+def invalidations(rules, wanted: list[str]):
+    """The events `bin/cli invalidate` publishes: a key each; a bare country code is its cities_ key
+    (the shorthand from before the rules); '*' wipes every rule's prefix. ValueError names a bad one."""
     from citycache import events
-    from citycache.keys import BadCode, normalize_code
+    from citycache.read.cities import CITIES
+    from citycache.read.codes import BadCode, normalize_code
+    from citycache.rules import unusable
 
+    found = []
+    for text in wanted:
+        if text == "*":
+            found.append(events.everything(rules.prefixes, committed_at=time.time()))
+            continue
+        try:
+            key = CITIES.key(normalize_code(text)) if len(text) == 3 else text
+        except BadCode:
+            key = text
+        why = unusable(key) or ("" if rules.covers(key) else "no rule's prefix (" + ", ".join(rules.prefixes) + ")")
+        if why:
+            raise ValueError(f"{text!r} is not a cache key the rules make: it has {why}")
+        found.append(events.Invalidation(key, committed_at=time.time()))
+    return found
+
+
+def cmd_invalidate(settings: Settings, args) -> int:
+    from citycache.runtime.startup import checked_rules
+
+    rules = checked_rules(settings, against_database=False)
     try:
-        code = events.ALL_CODES if args.code == "*" else normalize_code(args.code)
-    except BadCode as exc:
+        wanted = invalidations(rules, args.keys)
+    except ValueError as exc:
         return fail(str(exc))
+    shown = ", ".join(event.key or "every key under " + ", ".join(event.prefixes) for event in wanted)
     if args.direct:
-        from citycache.read.cache import invalidate, invalidate_all
         from citycache.runtime.clients import redis_client
-        from citycache.write.deletes import redis_deleter
+        from citycache.write.deletes import invalidate, redis_deleter, wipe
 
         client = redis_client(settings)
         deleter = redis_deleter(settings, client)  # replicated like the cleaner's deletes
-        deleted = (invalidate_all(client, deleter=deleter) if code == events.ALL_CODES
-                   else invalidate(client, [code], deleter))
-        print(f"deleted {deleted} key(s) for {code} directly in Redis")
+        deleted = invalidate(client, [e.key for e in wanted if e.key is not None], deleter)
+        deleted += wipe(client, [p for e in wanted if e.key is None for p in e.prefixes], deleter)
+        print(f"deleted {deleted} key(s) directly in Redis: {shown}")
         return 0
     from citycache.write.publisher import PublishError, Publisher
 
     publisher = Publisher(settings, client_id="ops.cli")
     try:
-        publisher.publish([events.Invalidation(code, committed_at=time.time())])
+        publisher.publish(wanted)
     except PublishError as exc:
         return fail(f"Kafka did not acknowledge the invalidation ({exc}); --direct deletes in Redis instead")
     finally:
         publisher.close()
-    print(f"published an invalidation of {code} to Kafka; kafka_cleaner deletes the key")
+    print(f"published the invalidation of {shown} to Kafka; kafka_cleaner deletes the keys and their leases")
     return 0
 
 
@@ -119,19 +143,21 @@ def pipeline_state(settings: Settings):
 
 
 def cmd_check(settings: Settings, args) -> int:
-    from citycache.runtime.clients import pg_connect, redis_client
     from citycache.read.consistency import find_mismatches
+    from citycache.read.resources import RESOURCES
+    from citycache.runtime.clients import pg_connect, redis_client
 
     conn = pg_connect(settings, autocommit=True, application_name="ops.cli")
     try:
-        mismatches, checked = find_mismatches(redis_client(settings), conn)
+        mismatches, checked = find_mismatches(redis_client(settings), conn, RESOURCES)
     finally:
         conn.close()
     for mismatch in mismatches:
         print(mismatch.describe())
     state = pipeline_state(settings)
-    print(f"{checked} cached countries checked, {len(mismatches)} mismatch(es) between the cache and the "
-          f"database; outbox backlog {state.outbox_backlog}, consumer lag {state.total_lag}")
+    counts = ", ".join(f"{n} {name}" for name, n in checked.items())
+    print(f"{sum(checked.values())} cached keys checked ({counts}), {len(mismatches)} mismatch(es) between the "
+          f"cache and the database; outbox backlog {state.outbox_backlog}, consumer lag {state.total_lag}")
     return 1 if mismatches else 0
 
 
@@ -186,13 +212,19 @@ def cmd_status(settings: Settings, args) -> int:
 def cmd_schema(settings: Settings, args) -> int:
     import psycopg2
 
+    from citycache.rules import BadRules
     from citycache.runtime.clients import pg_connect
+    from citycache.runtime.startup import checked_rules
     from ops import schema
 
+    try:
+        rules = checked_rules(settings, against_database=False)  # install checks the tables itself
+    except BadRules as exc:
+        return fail(str(exc.code))
     conn = pg_connect(settings, autocommit=True, application_name="ops.cli schema")
     try:
         action = schema.install if args.action == "install" else schema.uninstall
-        lines = action(conn, settings, dry_run=args.dry_run)
+        lines = action(conn, settings, rules, dry_run=args.dry_run)
     except schema.SchemaError as exc:
         return fail(str(exc))
     except psycopg2.Error as exc:  # the database refused a statement: nothing of that part was applied
@@ -218,10 +250,12 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m ops.cli", description="The operator's command line of city-cache.")
     commands = root.add_subparsers(dest="command", required=True, metavar="command")
 
-    load = commands.add_parser("load", help="schema, cities and images (python -m ops.seed)",
-                               description="Apply db/schema.sql and db/trigger.sql, load the cities if the table "
-                                           "is empty (or replace them with --reload), upload the sample images.")
-    load.add_argument("--reload", action="store_true", help="replace every city (TRUNCATE and load, one transaction)")
+    load = commands.add_parser("load", help="schema, cities, countries and images (python -m ops.seed)",
+                               description="Apply db/schema.sql and install the rules' triggers, load the cities "
+                                           "and countries if the tables are empty (or replace them with --reload), "
+                                           "upload the sample images.")
+    load.add_argument("--reload", action="store_true",
+                      help="replace every city and country (TRUNCATE and load, one transaction each)")
     load.add_argument("--skip-images", action="store_true", help="only the database")
     load.set_defaults(run=cmd_load)
 
@@ -233,17 +267,19 @@ def parser() -> argparse.ArgumentParser:
     upload.set_defaults(run=cmd_upload_image)
 
     invalidate = commands.add_parser(
-        "invalidate", help="invalidate a country's cached cities",
-        description="Publish an invalidation event to Kafka, as pg_listener does after a write: kafka_cleaner "
-                    "deletes the key and its lease, in order with the database's own events for that code, and "
-                    "the latency shows in the metrics. With --direct, delete in Redis at once (Kafka down).")
-    invalidate.add_argument("code", help="ISO 3166 alpha-3 code, e.g. BGR, or '*' for every country")
+        "invalidate", help="invalidate cache keys (cities_BGR country_BGR; BGR for short)",
+        description="Publish an invalidation event per key to Kafka, as pg_listener does after a write: "
+                    "kafka_cleaner deletes the key and its lease, in order with the database's own events for that "
+                    "key, and the latency shows in the metrics. With --direct, delete in Redis at once (Kafka down).")
+    invalidate.add_argument("keys", nargs="+", metavar="key",
+                            help="a cache key a rule makes (cities_BGR, country_BGR); a country code alone (BGR) "
+                                 "is its cities_ key; '*' wipes every rule's prefix")
     invalidate.add_argument("--direct", action="store_true", help="delete in Redis now instead of through Kafka")
     invalidate.set_defaults(run=cmd_invalidate)
 
     check = commands.add_parser("check", help="compare the cache with the database",
-                                description="Compare every cached cities_* key with the database; print each "
-                                            "mismatch; exit 1 if there is any.")
+                                description="Compare every cached key of every resource (cities_*, country_*) with "
+                                            "the database; print each mismatch; exit 1 if there is any.")
     check.set_defaults(run=cmd_check)
 
     status = commands.add_parser("status", help="heartbeats, outbox backlog, consumer lag",
@@ -253,10 +289,12 @@ def parser() -> argparse.ArgumentParser:
     status.set_defaults(run=cmd_status)
 
     schema = commands.add_parser(
-        "schema", help="the outbox and triggers on an existing city table",
-        description="install: apply what invalidation needs (the outbox, the trigger function, its triggers) to "
-                    "the database of DATABASE_URL, which must have a city table; never touches city's rows; safe "
-                    "to run again. uninstall: drop exactly those pieces. Each prints what it did.")
+        "schema", help="the outbox and triggers on the rules' tables",
+        description="install: apply what invalidation needs (the outbox, and per table in the rules "
+                    "(INVALIDATION_RULES) a trigger function and its triggers; with CAPTURE_MODE=logical also the "
+                    "replica identities and the publication) to the database of DATABASE_URL, which must have the "
+                    "rules' tables; never touches their rows; drops the triggers of tables no longer in the rules; "
+                    "safe to run again. uninstall: drop exactly those pieces. Each prints what it did.")
     schema.add_argument("action", choices=["install", "uninstall"])
     schema.add_argument("--dry-run", action="store_true", help="print the SQL it would run and change nothing")
     schema.set_defaults(run=cmd_schema)

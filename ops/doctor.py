@@ -34,7 +34,21 @@ def _error(exc: Exception) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
+def check_rules(settings) -> list[Check]:
+    """The rules file's form (the tables and columns are checked with Postgres, below)."""
+    from citycache import rules as rules_file
+
+    try:
+        found = rules_file.load(settings.invalidation_rules)
+    except rules_file.BadRules as exc:
+        return [Check("rules", False, str(exc.code).removeprefix("rules: "), "the rule it names, in INVALIDATION_RULES")]
+    return [Check("rules", True, f"{settings.invalidation_rules}: {len(found.rules)} rule(s): "
+                                 f"{', '.join(found.tables)}; prefixes {', '.join(found.prefixes)}")]
+
+
 def check_postgres(settings) -> list[Check]:
+    from citycache import rules as rules_file
+    from citycache import tables
     from citycache.runtime.clients import pg_connect
     from ops import schema
 
@@ -49,15 +63,19 @@ def check_postgres(settings) -> list[Check]:
         with conn.cursor() as cur:
             cur.execute("SHOW server_version")
             checks = [Check("postgres", True, f"connected to {where} (PostgreSQL {cur.fetchone()[0]})")]
-            cur.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'city'"
-                        " AND column_name IN ('name', 'countrycode', 'population')")
-            if cur.fetchone()[0] < 3:
-                return checks + [Check("postgres.city", False, f"no table city(name, countrycode, population) in {where}",
-                                       "DATABASE_URL must name the database holding city")]
-            checks.append(Check("postgres.city", True, "table city present"))
-            absent = schema.missing(conn, settings)
+            try:
+                found = rules_file.load(settings.invalidation_rules)
+            except rules_file.BadRules:  # the rules line names it; nothing here can be checked without them
+                return checks
+            try:
+                tables.describe(conn, found)
+            except rules_file.BadRules as exc:
+                return checks + [Check("rules.tables", False, str(exc.code).removeprefix("rules: "),
+                                       "create the table or column, or fix the rule it names")]
+            checks.append(Check("rules.tables", True, f"{', '.join(found.tables)} present with the rules' columns"))
+            absent = schema.missing(conn, settings, found)
             checks.append(Check("postgres.triggers", not absent,
-                                "outbox, trigger function and triggers present" if not absent
+                                "outbox, trigger functions and triggers of every rule present" if not absent
                                 else f"missing: {', '.join(absent)}", "bin/cli schema install"))
             cur.execute("SHOW track_commit_timestamp")
             tracked = cur.fetchone()[0] == "on"
@@ -214,7 +232,7 @@ def check_log_dir(settings) -> list[Check]:
                   "LOG_DIR: create the directory, writable by the service's user")]
 
 
-CHECKS = (check_postgres, check_kafka, check_redis, check_s3, check_supervisord, check_log_dir)
+CHECKS = (check_rules, check_postgres, check_kafka, check_redis, check_s3, check_supervisord, check_log_dir)
 
 
 def run(settings) -> list[Check]:

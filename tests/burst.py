@@ -1,4 +1,5 @@
-"""A write burst with readers: single-row UPDATEs on test countries while readers keep them cached.
+"""A write burst with readers: single-row UPDATEs of a rule's table (city by default, or
+countrylanguage) under test codes while readers keep both resources of those codes cached.
 
 Readers fill the cache with the rows as they are between writes; every write after a fill must
 invalidate it. If one invalidation is lost, a cached value is left behind that the database no
@@ -13,11 +14,16 @@ import time
 import psycopg2
 import requests
 
+from tests.subjects import CITY, Subject
 from tests.support import Background
+
+ROUTES = ("/cities", "/countries")
 
 
 class WriteBurst(Background):
-    def __init__(self, database_url: str, base_url: str, codes: list[str], write_interval: float = 0.01):
+    def __init__(self, database_url: str, base_url: str, codes: list[str], write_interval: float = 0.01,
+                 subject: Subject = CITY):
+        self.subject = subject
         self.database_url = database_url
         self.base_url = base_url
         self.codes = codes
@@ -38,9 +44,8 @@ class WriteBurst(Background):
                     conn = psycopg2.connect(self.database_url, connect_timeout=2)
                     conn.autocommit = True
                 with conn.cursor() as cur:
-                    cur.execute("UPDATE city SET population = %s WHERE id = (SELECT id FROM city WHERE"
-                                " countrycode = %s ORDER BY id LIMIT 1 OFFSET %s)",
-                                (rng.randrange(1_000_000), rng.choice(self.codes), rng.randrange(3)))
+                    self.subject.write(cur, "burst", value=rng.randrange(1_000_000), code=rng.choice(self.codes),
+                                       n=rng.randrange(3))
                 self.committed += 1
             except psycopg2.Error:  # Postgres is the fault under test: keep trying
                 if conn is not None:
@@ -54,7 +59,7 @@ class WriteBurst(Background):
         with requests.Session() as http:
             while not self._stop.is_set():
                 try:
-                    http.get(f"{self.base_url}/cities/{random.choice(self.codes)}", timeout=5)
+                    http.get(f"{self.base_url}{random.choice(ROUTES)}/{random.choice(self.codes)}", timeout=5)
                     self.reads += 1
                 except requests.RequestException:
                     pass

@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from citycache.runtime.clients import redis_client, s3_client
-from citycache.keys import cache_key
+from citycache.read.cities import key as cache_key
+from citycache.read.countries import key as country_key
 from citycache.settings import get_settings
 from tests.support import ROOT, wait_until
 
@@ -65,16 +66,17 @@ def s3(settings):
 
 @pytest.fixture
 def invalidated(redis):
-    """`with invalidated("QQA"): <write>` returns once the pipeline deleted cities_QQA after the write.
+    """`with invalidated("QQA"): <write>` returns once the pipeline deleted cities_QQA after the write
+    (`key=country_key`: country_QQA).
 
     A marker value is put under the key first; its disappearance is the invalidation arriving.
     """
     @contextlib.contextmanager
-    def waiting_for(code: str, timeout: float = 15.0):
-        redis.set(cache_key(code), b"marker: not yet invalidated", ex=600)
+    def waiting_for(code: str, timeout: float = 15.0, key=cache_key):
+        redis.set(key(code), b"marker: not yet invalidated", ex=600)
         yield
-        wait_until(lambda: not redis.exists(cache_key(code)), timeout=timeout,
-                   message=f"the invalidation of {cache_key(code)}")
+        wait_until(lambda: not redis.exists(key(code)), timeout=timeout,
+                   message=f"the invalidation of {key(code)}")
 
     return waiting_for
 
@@ -127,6 +129,38 @@ def test_cities(db, redis, invalidated, settings):
     finally:
         conn.close()
     redis.delete(*[cache_key(code) for code in TEST_CODES])
+
+
+@pytest.fixture
+def test_countries(db, redis, invalidated, settings):
+    """Countries (and their languages) under the test codes, removed afterwards, as test_cities does
+    for cities. `add` returns once the insert's own invalidation of country_<CODE> went by."""
+
+    def add(code: str, name: str = "Testland", languages: tuple[str, ...] = ("tl",), capital: str | None = None):
+        with invalidated(code, key=country_key), db.cursor() as cur:
+            cur.execute("INSERT INTO country (code, name, continent, population, capital, code2)"
+                        " VALUES (%s, %s, 'Europe', 1000, (SELECT min(id) FROM city WHERE countrycode = %s AND name = %s),"
+                        " 'QQ')", (code, name, code, capital))
+        if languages:
+            with invalidated(code, key=country_key), db.cursor() as cur:
+                cur.execute("INSERT INTO countrylanguage (countrycode, language) SELECT %s, unnest(%s::text[])",
+                            (code, list(languages)))
+
+    yield add
+    conn = psycopg2.connect(settings.database_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT code FROM country WHERE code = ANY(%s) UNION SELECT countrycode FROM countrylanguage"
+                        " WHERE countrycode = ANY(%s)", (list(TEST_CODES), list(TEST_CODES)))
+            with contextlib.ExitStack() as waits:
+                for (code,) in cur.fetchall():
+                    waits.enter_context(invalidated(code, key=country_key))
+                cur.execute("DELETE FROM countrylanguage WHERE countrycode = ANY(%s);"
+                            " DELETE FROM country WHERE code = ANY(%s)", (list(TEST_CODES), list(TEST_CODES)))
+    finally:
+        conn.close()
+    redis.delete(*[country_key(code) for code in TEST_CODES])
 
 
 @pytest.fixture

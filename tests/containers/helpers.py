@@ -29,10 +29,14 @@ def setting_names() -> set[str]:
 
 
 def gunicorn_config(name: str, env: dict[str, str], cwd: Path) -> str:
-    """A value of web/gunicorn.conf.py as gunicorn reads it with `env` alone (run it in a scratch `cwd`: no .env)."""
+    """A value of web/gunicorn.conf.py as gunicorn reads it with `env` alone (run it in a scratch `cwd`: no .env).
+
+    The config checks the rules first, as gunicorn's master does: it is given this repository's file, which
+    is the one the image copies to where its INVALIDATION_RULES points (test_dockerfile checks that)."""
     code = f"import runpy; print(runpy.run_path({str(ROOT / 'web' / 'gunicorn.conf.py')!r})[{name!r}])"
     result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60,
-                            env={**env, "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                            env={**env, "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                                 "INVALIDATION_RULES": str(ROOT / "invalidation.toml")})
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 

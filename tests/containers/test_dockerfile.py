@@ -8,8 +8,8 @@ from pathlib import PurePosixPath
 
 from dockerfile_parse import DockerfileParser
 
-from tests.containers.helpers import (DOCKERFILE, TOOLS, conf_in_image, instructions, last, option, run_commands,
-                                      supervisord)
+from tests.containers.helpers import (DOCKERFILE, TOOLS, conf_in_image, image_env, image_files, instructions, last,
+                                      option, run_commands, supervisord)
 
 
 def exec_form(value: str) -> list[str]:
@@ -68,3 +68,9 @@ def test_the_image_installs_exactly_the_runtime_requirements():
     for words in commands:
         packages = [w for w in words if not w.startswith("-") and w != "requirements.txt"]
         assert "--no-cache-dir" in words and option(words, "-r") == "requirements.txt" and not packages, words
+
+
+def test_the_image_has_the_rules_where_its_setting_points():
+    """Every program refuses to start without its rules: the image copies invalidation.toml to the path its
+    INVALIDATION_RULES names (compose sets the same; an operator mounts a file of their own over it)."""
+    assert str(image_files().get("invalidation.toml")) == image_env()["INVALIDATION_RULES"] == "/app/invalidation.toml"

@@ -8,6 +8,7 @@ import pytest
 from kafka import KafkaProducer
 
 from citycache import events
+from citycache.read.cities import key as cache_key
 from citycache.runtime.clients import kafka_admin
 from tests.support import Spawned
 
@@ -35,7 +36,7 @@ def test_sigterm_while_redis_is_unavailable_abandons_the_batch_uncommitted(setti
     process = Spawned([sys.executable, "-m", "workers.kafka_cleaner"], env=env)
     try:
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-        producer.send(events.TOPIC, key=b"QQA", value=events.encode(events.Invalidation("QQA")))
+        producer.send(events.TOPIC, key=b"QQA", value=events.encode(events.Invalidation(cache_key("QQA"))))
         producer.flush(timeout=10)
         producer.close()
         process.wait_for_line('"msg": "redis unavailable, batch kept for retry"', timeout=30)

@@ -23,8 +23,10 @@ from redis.cluster import key_slot
 
 from citycache.runtime.clients import pg_connect, redis_client
 from citycache.read.consistency import find_mismatches
+from citycache.read.resources import RESOURCES
 from citycache.events import TOPIC
-from citycache.keys import cache_key, lease_key
+from citycache.read.cities import key as cache_key
+from citycache.rules import lease_key as lease_of
 from citycache.pipeline import KafkaAdmin, consumer_lag, outbox_backlog
 from ops import cluster as topo
 from tests.burst import WriteBurst
@@ -92,7 +94,7 @@ def quiet() -> bool:
 def mismatches(settings) -> list:
     client, conn = redis_client(settings), pg_connect(settings, autocommit=True)
     try:
-        found, _checked = find_mismatches(client, conn)
+        found, _checked = find_mismatches(client, conn, RESOURCES)
         return found
     finally:
         conn.close()
@@ -181,7 +183,7 @@ def replica_port_of(primary_port: int, nodes: dict) -> int:
 
 def test_the_lease_shares_its_value_s_slot():
     for code in ("BGR", "USA", "QQA", "ZZZ"):
-        assert key_slot(lease_key(code).encode()) == key_slot(cache_key(code).encode())
+        assert key_slot(lease_of(cache_key(code)).encode()) == key_slot(cache_key(code).encode())
     assert cache_key("BGR") == "cities_BGR"
 
 
@@ -342,7 +344,7 @@ def test_each_cache_is_checked_on_its_own_and_the_second_catches_up(cluster, see
             cur.execute("UPDATE city SET population = 31337 WHERE name = 'QQC-town-3'")
         wait_until(lambda: not redis_client(MAIN).exists(cache_key("QQC")), message="the first cache's DEL")
         assert not mismatches(MAIN)
-        assert [m.code for m in mismatches(FANOUT)] == ["QQC"]
+        assert [m.key for m in mismatches(FANOUT)] == [cache_key("QQC")]
     finally:
         started = time.monotonic()
         cluster.start_program("fanout-cleaner")

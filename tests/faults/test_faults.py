@@ -14,27 +14,35 @@ import pytest
 
 from citycache.runtime.clients import pg_connect, redis_client
 from citycache.read.consistency import find_mismatches
+from citycache.read.resources import RESOURCES
 from citycache.pipeline import KafkaAdmin, consumer_lag, outbox_backlog, slot_passed, wal_barrier
+from citycache.read.cities import key as cache_key
+from citycache.read.countries import key as country_key
 from tests.burst import WriteBurst
+from tests.subjects import CITY, SUBJECTS, seed
 from tests.support import ROOT, program_pid, program_state, start_program, start_service, stop_program, stop_service, wait_until
 
 pytestmark = pytest.mark.slow
-# Keyed by code, these land on every partition of the 3-partition topic (checked below), so every
-# cleaner of a group has work when one of them is killed.
+# Keyed by cache key, their events land on every partition of the 3-partition topic (checked below),
+# so every cleaner of a group has work when one of them is killed: a write to city invalidates both
+# keys of its code, one to countrylanguage the country_ key.
 CODES = ["QQA", "QQB", "QQC", "QQF"]
 
 
-def test_burst_codes_cover_every_partition(settings):
+@pytest.mark.parametrize("subject", SUBJECTS, ids=str)
+def test_burst_codes_cover_every_partition(settings, subject):
     from kafka.partitioner.default import murmur2
 
     assert settings.kafka_topic_partitions == 3
-    assert {(murmur2(code.encode()) & 0x7FFFFFFF) % 3 for code in CODES} == {0, 1, 2}
+    keys = [key for code in CODES for key in ([cache_key(code), country_key(code)] if subject is CITY
+                                              else [subject.key(code)])]
+    assert {(murmur2(key.encode()) & 0x7FFFFFFF) % 3 for key in keys} == {0, 1, 2}
 
 
 @pytest.fixture
-def seeded(test_cities):
+def seeded(test_cities, test_countries):
     for code in CODES:
-        test_cities(code, *[(f"{code}-town-{i}", 1000 * i) for i in range(1, 4)])
+        seed(CITY, test_cities, test_countries, code)
 
 
 def quiet(settings, barrier: dict | None = None) -> bool:
@@ -64,7 +72,7 @@ def assert_consistent(settings, scenario: str, recovered_at: float, fault_times:
     wait_until(settled, timeout=90, message=f"{scenario}: outbox and consumer lag to drain", interval=0.1)
     conn = pg_connect(settings, autocommit=True)
     try:
-        mismatches, checked = find_mismatches(redis_client(settings), conn)
+        mismatches, checked = find_mismatches(redis_client(settings), conn, RESOURCES)
     finally:
         conn.close()
     fault_times[scenario] = round(time.monotonic() - recovered_at, 2)
@@ -88,12 +96,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run_burst(settings, base_url, fault, recover, scenario, fault_times, *, during_fault_committed=True):
+def run_burst(settings, base_url, fault, recover, scenario, fault_times, *, during_fault_committed=True,
+              subject=CITY):
     """Writes and reads, the fault, more writes; the burst ends before recovery, so the last write to
     each code is one made during the fault: a later write cannot paper over a lost invalidation."""
     recovered = False
     try:
-        with WriteBurst(settings.database_url, base_url, CODES) as burst:
+        with WriteBurst(settings.database_url, base_url, CODES, subject=subject) as burst:
             burst.await_writes(40)
             fault()
             burst.await_writes(60, committed=during_fault_committed)

@@ -12,9 +12,10 @@ import subprocess
 import pytest
 import redis
 
-from citycache.read.cache import invalidate
+from citycache.write.deletes import invalidate
 from citycache.write.deletes import Deleter, NotReplicated
-from citycache.keys import cache_key, lease_key
+from citycache.read.cities import key as cache_key
+from citycache.rules import lease_key as lease_of
 from tests.support import wait_until
 
 PRIMARY_PORT, REPLICA_PORT = 17030, 17031
@@ -54,21 +55,21 @@ def primary_and_replica(tmp_path_factory):
 def test_a_delete_waits_until_the_replica_holds_it(primary_and_replica):
     client, replica = primary_and_replica
     deleter = Deleter(client, replicas=1, timeout_ms=1000)
-    client.set(cache_key("QQA"), b"stale"), client.set(lease_key("QQA"), b"token")
-    assert invalidate(client, ["QQA"], deleter) == 2
+    client.set(cache_key("QQA"), b"stale"), client.set(lease_of(cache_key("QQA")), b"token")
+    assert invalidate(client, [cache_key("QQA")], deleter) == 2
 
     client.set(cache_key("QQB"), b"stale")
     os.kill(replica.pid, signal.SIGSTOP)
     try:
         with pytest.raises(NotReplicated):
-            invalidate(client, ["QQB"], deleter)
+            invalidate(client, [cache_key("QQB")], deleter)
         assert not client.exists(cache_key("QQB"))  # done on the primary, but it does not count yet
     finally:
         os.kill(replica.pid, signal.SIGCONT)
 
     def confirmed():  # the cleaner's retry: idempotent, and confirmed once the replica caught up
         try:
-            return invalidate(client, ["QQB"], deleter) == 0
+            return invalidate(client, [cache_key("QQB")], deleter) == 0
         except NotReplicated:
             return False
 
@@ -78,4 +79,4 @@ def test_a_delete_waits_until_the_replica_holds_it(primary_and_replica):
 def test_a_primary_without_replicas_has_nothing_to_wait_for(redis):
     """The stack's own Redis has no replica: the same deleter deletes at once."""
     redis.set(cache_key("QQC"), b"stale")
-    assert invalidate(redis, ["QQC"], Deleter(redis, replicas=1, timeout_ms=300)) == 1
+    assert invalidate(redis, [cache_key("QQC")], Deleter(redis, replicas=1, timeout_ms=300)) == 1

@@ -15,7 +15,8 @@ import psycopg2
 import pytest
 
 from citycache.runtime.clients import pg_connect
-from citycache.keys import cache_key
+from citycache.read.cities import key as cache_key
+from citycache.write.dbnames import FLAG, OUTBOX
 from tests.burst import WriteBurst
 from tests.support import wait_until
 from tests.listeners import OwnListeners, in_a_drain
@@ -26,7 +27,7 @@ NO_POLL = "600"  # seconds: far beyond every wait below
 
 def flag(db) -> int:
     with db.cursor() as cur:
-        cur.execute("SELECT last_value FROM city_listener_asleep")
+        cur.execute(f"SELECT last_value FROM {FLAG}")
         return cur.fetchone()[0]
 
 
@@ -49,10 +50,10 @@ def test_a_writer_that_read_awake_is_waited_for_before_the_listener_sleeps(setti
                        message="the listener to go to sleep after its start")
             # Keep it awake without a race: an outbox row it cannot take (we hold it), then a wake-up.
             with db.cursor() as cur:
-                cur.execute("SELECT setval('city_listener_asleep', 0)")  # so this write does not wake it
+                cur.execute(f"SELECT setval('{FLAG}', 0)")  # so this write does not wake it
                 cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQB'")
             with hold.cursor() as cur:
-                cur.execute("SELECT ctid FROM city_outbox WHERE code = 'QQB' FOR UPDATE")
+                cur.execute(f"SELECT ctid FROM {OUTBOX} WHERE vals = ARRAY['QQB'] FOR UPDATE")
                 assert cur.rowcount == 1
             mark = listener.lines()
             with db.cursor() as cur:

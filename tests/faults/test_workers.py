@@ -5,7 +5,7 @@ import pytest
 from kafka import KafkaProducer
 
 from citycache import events
-from citycache.keys import cache_key
+from citycache.read.cities import key as cache_key
 from tests.support import start_program, stop_program, supervisorctl, wait_until
 
 PROGRAMS = ("web", "pg_listener", "kafka_cleaner")
@@ -61,7 +61,7 @@ def test_bad_kafka_messages_are_skipped_and_the_loop_lives(base_url, http, redis
     try:
         for garbage in (b"not json", b"\xff\xfe\x00", b'{"action":"format_disk"}', b"[]"):
             producer.send(events.TOPIC, key=b"QQB", value=garbage)
-        producer.send(events.TOPIC, key=b"QQB", value=events.encode(events.Invalidation("QQB")))
+        producer.send(events.TOPIC, key=b"QQB", value=events.encode(events.Invalidation(cache_key("QQB"))))
         producer.flush(timeout=10)
     finally:
         producer.close()
@@ -74,7 +74,7 @@ def test_bad_kafka_messages_are_skipped_and_the_loop_lives(base_url, http, redis
 def test_bad_notify_payload_is_logged_and_the_listener_lives(base_url, http, db, redis, test_cities, app_log):
     pid = supervisorctl("pid", "pg_listener").stdout.strip()
     with db.cursor() as cur:
-        cur.execute("SELECT pg_notify('city_updates', 'garbage; DROP TABLE city')")
+        cur.execute("SELECT pg_notify('city_updates', E'garbage\\x01; DROP TABLE city')")
     test_cities("QQC", ("Gamma", 1))
     http.get(f"{base_url}/cities/QQC")
     with db.cursor() as cur:

@@ -1,7 +1,7 @@
 """GET /cities/<code> against the running stack: shape, cache-aside, order, bad input."""
 import pytest
 
-from citycache.keys import cache_key
+from citycache.read.cities import key as cache_key
 
 
 def test_second_get_is_served_from_the_cache(base_url, http, redis, test_cities):

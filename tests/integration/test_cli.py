@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-from citycache.keys import cache_key
+from citycache.read.cities import key as cache_key
+from citycache.read.countries import key as country_key
+from citycache.write.dbnames import OUTBOX
 from tests.support import ROOT, start_program, stop_program, wait_until
 
 COMMANDS = ("load", "upload-image", "invalidate", "check", "status")
@@ -53,7 +55,7 @@ def test_load_is_idempotent_on_a_loaded_database(base_url, db):
 
 def outbox_rows(db) -> int:
     with db.cursor() as cur:
-        cur.execute("SELECT count(*) FROM city_outbox")
+        cur.execute(f"SELECT count(*) FROM {OUTBOX}")
         return cur.fetchone()[0]
 
 
@@ -91,9 +93,21 @@ def test_invalidate_direct_deletes_at_once(base_url, redis):
     assert result.returncode == 0 and not redis.exists(cache_key("QQE"))
 
 
-def test_invalidate_refuses_a_bad_code():
-    result = cli("invalidate", "Q1")
-    assert result.returncode == 2 and "three letters" in result.stderr
+@pytest.mark.parametrize("bad", ["Q1", "QQA_x", "cities_a\x01b", "*nothing"])
+def test_invalidate_refuses_what_no_rule_makes(bad):
+    result = cli("invalidate", bad)
+    assert result.returncode == 2 and "is not a cache key the rules make" in result.stderr, result.stderr
+
+
+def test_invalidate_takes_any_rules_key_and_several_at_once(base_url, redis):
+    for key in (cache_key("QQE"), country_key("QQE"), cache_key("QQF")):
+        redis.set(key, b"marker", ex=600)
+    result = cli("invalidate", country_key("QQE"), cache_key("QQF"))
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: not redis.exists(country_key("QQE"), cache_key("QQF")), timeout=15,
+               message="both keys to be deleted")
+    assert redis.exists(cache_key("QQE"))  # named neither way: kept
+    redis.delete(cache_key("QQE"))
 
 
 def test_check_reports_a_planted_mismatch(base_url, http, redis, test_cities):

@@ -10,7 +10,7 @@ import os
 import subprocess
 
 from tests.support import ROOT
-from tests.integration.test_schema_command import existing_db, schema  # noqa: F401 (a fixture)
+from tests.integration.test_schema_command import city_rules, existing_db, schema  # noqa: F401 (fixtures)
 
 
 def doctor(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -27,7 +27,7 @@ def test_a_healthy_stack_passes_every_check_in_text_and_json(base_url):
     assert result.returncode == 0, result.stdout + result.stderr
     assert failures(result) == []
     names = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("ok")}
-    assert {"settings", "postgres", "postgres.city", "postgres.triggers", "kafka", "kafka.topic",
+    assert {"settings", "rules", "postgres", "rules.tables", "postgres.triggers", "kafka", "kafka.topic",
             "kafka.consumer_group", "redis", "redis.writes", "s3", "s3.bucket", "supervisord",
             "supervisord.web", "supervisord.pg_listener", "supervisord.kafka_cleaner", "web.http"} <= names
     report = json.loads(doctor("--json").stdout)
@@ -71,7 +71,7 @@ def test_s3_credentials_and_bucket_are_named(base_url):
     assert line.split()[1] == "s3.bucket" and "S3_BUCKET" in line, line
 
 
-def test_a_database_without_the_triggers_says_which_command_installs_them(base_url, existing_db):
+def test_a_database_without_the_triggers_says_which_command_installs_them(base_url, existing_db, city_rules):
     url, _ = existing_db
     (line,) = failures(doctor(DATABASE_URL=url))
     assert line.split()[1] == "postgres.triggers" and "bin/cli schema install" in line, line
@@ -89,3 +89,17 @@ def test_postgres_unreachable_and_a_bad_setting_are_named(base_url):
 def test_redis_cluster_setting_that_disagrees_with_the_server_is_named(base_url):
     (line,) = failures(doctor(REDIS_CLUSTER="true"))  # the stack's Redis is standalone
     assert line.split()[1] == "redis.cluster" and "REDIS_CLUSTER=false" in line, line
+
+
+def test_a_bad_rule_is_a_rules_line_naming_it(base_url, tmp_path):
+    bad = tmp_path / "invalidation.toml"
+    bad.write_text('[[rule]]\ntable = "city"\nkeys = ["{countrycode}"]\n')
+    (line,) = failures(doctor(INVALIDATION_RULES=str(bad)))
+    assert line.split()[1] == "rules" and "rule 1 (table city)" in line and "literal prefix" in line, line
+
+
+def test_a_rule_naming_a_table_the_database_lacks_is_named(base_url, tmp_path):
+    rules = tmp_path / "invalidation.toml"
+    rules.write_text((ROOT / "invalidation.toml").read_text() + '[[rule]]\ntable = "no_such_table"\nkeys = ["x_{id}"]\n')
+    (line,) = failures(doctor(INVALIDATION_RULES=str(rules)))
+    assert line.split()[1] == "rules.tables" and "no table no_such_table" in line, line

@@ -6,7 +6,7 @@ import pytest
 
 from tests.support import wait_until
 
-from citycache.keys import cache_key
+from citycache.read.cities import key as cache_key
 
 
 def lines_with(app_log, request_id: str) -> list[dict]:
@@ -44,8 +44,8 @@ def test_log_lines_during_the_request_carry_its_id(base_url, http, redis, test_c
     assert response.json()["source"] == "db"
     lines = wait_until(lambda: len(lines_with(app_log, "test-logs-miss")) >= 2 and lines_with(app_log, "test-logs-miss"),
                        message="the miss and access lines")
-    miss = [l for l in lines if l["logger"] == "web.cities"]
-    assert miss and miss[0]["request_id"] == "test-logs-miss" and miss[0]["code"] == "QQA"
+    miss = [l for l in lines if l["logger"] == "web.cached"]
+    assert miss and miss[0]["request_id"] == "test-logs-miss" and miss[0]["key"] == cache_key("QQA")
 
 
 def test_error_responses_carry_the_request_id_too(base_url, http):

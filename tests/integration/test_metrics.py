@@ -1,10 +1,13 @@
 """GET /metrics: Prometheus text with the samples of every gunicorn worker and both workers."""
+import pytest
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from citycache import events
 from citycache.runtime.heartbeat import TTL_SECONDS
-from citycache.keys import cache_key
+from citycache.read.cities import key as cache_key
+from citycache.read.countries import key as country_key
+from citycache.write.dbnames import OUTBOX
 from tests.support import start_program, stop_program, wait_until
 
 
@@ -20,19 +23,28 @@ def value(samples, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_requests_hits_misses_and_query_time_add_up_across_gunicorn_workers(base_url, http, redis, test_cities):
+@pytest.mark.parametrize("resource, path, key", [("cities", "/cities", cache_key), ("countries", "/countries", country_key)])
+def test_requests_hits_misses_and_query_time_add_up_across_gunicorn_workers(base_url, http, redis, test_cities,
+                                                                            test_countries, resource, path, key):
     test_cities("QQA", ("Alpha", 1))
-    redis.delete(cache_key("QQA"))
+    test_countries("QQA")
+    redis.delete(key("QQA"))
     before = scrape(http, base_url)
     for _ in range(20):  # new connections, so both gunicorn processes serve some of them
-        assert http.get(f"{base_url}/cities/QQA", headers={"Connection": "close"}).status_code == 200
+        assert http.get(f"{base_url}{path}/QQA", headers={"Connection": "close"}).status_code == 200
     after = scrape(http, base_url)
-    route = dict(method="GET", route="/cities/<code>", status="200")
-    assert value(after, "citycache_http_requests_total", **route) - value(before, "citycache_http_requests_total", **route) == 20
-    assert value(after, "citycache_cache_lookups_total", result="miss") - value(before, "citycache_cache_lookups_total", result="miss") == 1
-    assert value(after, "citycache_cache_lookups_total", result="hit") - value(before, "citycache_cache_lookups_total", result="hit") == 19
+    route = dict(method="GET", route=f"{path}/<code>", status="200")
+
+    def grew(name: str, **labels) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("citycache_http_requests_total", **route) == 20
+    assert grew("citycache_cache_lookups_total", resource=resource, result="miss") == 1
+    assert grew("citycache_cache_lookups_total", resource=resource, result="hit") == 19
+    other = "countries" if resource == "cities" else "cities"
+    assert grew("citycache_cache_lookups_total", resource=other, result="miss") == 0  # counted per resource
     assert value(after, "citycache_db_query_seconds_count") > value(before, "citycache_db_query_seconds_count")
-    assert value(after, "citycache_http_request_duration_seconds_count", route="/cities/<code>") >= 20
+    assert value(after, "citycache_http_request_duration_seconds_count", route=f"{path}/<code>") >= 20
 
 
 def test_unknown_paths_are_one_series_not_one_per_path(base_url, http):
@@ -78,7 +90,7 @@ def test_pipeline_gauges_show_the_backlog_and_the_beats(base_url, http, db, test
     try:
         with db.cursor() as cur:
             cur.execute("UPDATE city SET population = 2 WHERE countrycode = 'QQD'")
-            cur.execute("SELECT count(*) FROM city_outbox")
+            cur.execute(f"SELECT count(*) FROM {OUTBOX}")
             (waiting,) = cur.fetchone()
         samples = scrape(http, base_url)
         assert waiting >= 1 and samples[("citycache_outbox_backlog", ())] == waiting

@@ -7,13 +7,16 @@ the interleavings; the others go through the running API, whose processes have i
 import pytest
 import redis as redis_lib
 
-from citycache.keys import cache_key
+from citycache.read.cities import key as cache_key
 from citycache.read.near_cache import NearCache
 from citycache.read.tracking import InvalidationListener
+from citycache.rules import load
+from tests.support import ROOT
 from tests.api_answers import expect, near_metric, tracking_clients, warm
 from tests.support import wait_until
 
 KEY = cache_key("QQF")
+RULES = load(ROOT / "invalidation.toml")
 
 
 @pytest.fixture
@@ -21,7 +24,7 @@ def near(settings, redis):
     """A near cache in this process with its listener running; a slow reconnect, so tests can act
     while contact is lost."""
     cache = NearCache(1 << 20)
-    listener = InvalidationListener(settings.redis_url, cache, retry_min=1.5, retry_max=1.5)
+    listener = InvalidationListener(settings.redis_url, cache, RULES.tracking_prefixes, retry_min=1.5, retry_max=1.5)
     listener.ensure_started()
     wait_until(lambda: cache.live, message="tracking to be on")
     yield cache, listener

@@ -15,12 +15,12 @@ import time
 import traceback
 
 from bench import (bulk_update, commit_to_del, hit_throughput, invalidation_rate, miss_storm, no_poll_wait,
-                   streaming, write_cost)
+                   rule_cost, streaming, write_cost)
 from bench.common import ARTIFACTS, ROOT, Figure, Sizes
 
 BENCHMARKS = {
     "hit": hit_throughput, "latency": commit_to_del, "rate": invalidation_rate, "bulk": bulk_update,
-    "storm": miss_storm, "writes": write_cost, "streaming": streaming, "nopoll": no_poll_wait,
+    "storm": miss_storm, "writes": write_cost, "streaming": streaming, "nopoll": no_poll_wait, "rules": rule_cost,
 }
 
 
@@ -31,7 +31,7 @@ def selected(only: str | None) -> list[tuple[int, str]]:
     wanted = {w.strip() for w in only.split(",") if w.strip()}
     unknown = wanted - {str(n) for n, _ in numbered} - set(BENCHMARKS)
     if unknown:
-        raise SystemExit(f"unknown benchmark(s) {sorted(unknown)}; choose from 1-8 or {', '.join(BENCHMARKS)}")
+        raise SystemExit(f"unknown benchmark(s) {sorted(unknown)}; choose from 1-{len(numbered)} or {', '.join(BENCHMARKS)}")
     return [(n, name) for n, name in numbered if str(n) in wanted or name in wanted]
 
 

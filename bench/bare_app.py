@@ -7,8 +7,8 @@ The response body is the project's cache-hit body, so the bytes on the wire are 
 import redis
 from flask import Flask, Response
 
-from citycache.read.cities import Cities
-from citycache.keys import cache_key
+from citycache.read.cities import key as cache_key
+from citycache.read.entry import Entry
 from citycache.settings import get_settings
 
 
@@ -19,6 +19,6 @@ def create_app() -> Flask:
     @app.get("/cities/<code>")
     def cities(code: str):
         value = client.get(cache_key(code))
-        return Response(Cities.from_cached(value).body("cache"), mimetype="application/json")
+        return Response(Entry.from_cached(value).body("cache"), mimetype="application/json")
 
     return app

@@ -4,7 +4,7 @@ against the rate at which the pipeline applies them (DEL acknowledged), and the 
 A commit counts as applied once the cleaners' group has committed the offset of an event of its
 code whose last commit time (the newest commit it covers) is at least the commit's own commit time
 (Postgres' commit timestamp of the writer's xid). Sampled every SAMPLE_S: commits, applied, and rows
-waiting in city_outbox. Run in notify mode (the figure), then in logical mode.
+waiting in the outbox. Run in notify mode (the figure), then in logical mode.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from bench.kafka_tap import KafkaTap
 from bench.modes import MODES, capture_mode
 from bench.rows import bench_rows
 from citycache.runtime.clients import kafka_admin
+from citycache.write.dbnames import OUTBOX
 
 SAMPLE_S = 0.2
 TOLERANCE = 0.97  # "at least 1.0" within the noise of two rates sampled on a shared machine
@@ -42,7 +43,7 @@ def sampler(stop: threading.Event, samples: list) -> None:
     try:
         with pg_conn(application_name="bench-rate-sampler") as conn, conn.cursor() as cur:
             while not stop.is_set():
-                cur.execute("SELECT count(*) FROM city_outbox")
+                cur.execute(f"SELECT count(*) FROM {OUTBOX}")
                 backlog = cur.fetchone()[0]
                 offsets = {tp.partition: meta.offset for tp, meta in
                            admin.list_group_offsets(group)[group].items() if tp.topic == "city_updates"}

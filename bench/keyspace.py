@@ -8,16 +8,18 @@ import redis
 from redis.cluster import RedisCluster
 
 from citycache.runtime.clients import redis_client
-from citycache.keys import code_from_cache_key, cache_key
+from citycache.read.cities import CITIES
 from citycache.settings import get_settings
 
 
 class DelWatch:
-    """Records (t, code) for every DEL of cities_<code> matching `pattern_code` (a glob like 'QZ*').
+    """Records (t, code) for every DEL of <prefix><code> matching `pattern_code` (a glob like 'QZ*'),
+    the prefix being a resource's (cities_ by default; country_ for /countries).
 
     Keyspace notifications are local to a node: in a Redis Cluster every primary is watched."""
 
-    def __init__(self, pattern_code: str, rearm: bool = False) -> None:
+    def __init__(self, pattern_code: str, rearm: bool = False, prefix: str = CITIES.template.prefix) -> None:
+        self.key_prefix = prefix
         self.rearm = rearm  # set the marker again after each DEL, so the next DEL is seen too
         self.redis = redis_client(get_settings(), timeout=10)
         if isinstance(self.redis, RedisCluster):
@@ -33,7 +35,7 @@ class DelWatch:
             # K: keyspace channel, g: generic commands (DEL among them). Restored on stop().
             node.config_set("notify-keyspace-events", "Kg")
             pubsub = node.pubsub(ignore_subscribe_messages=True)
-            pubsub.psubscribe(self.prefix + cache_key(pattern_code))
+            pubsub.psubscribe(self.prefix + self.key_prefix + pattern_code)
             self.pubsubs.append(pubsub)
         self.dels: list[tuple[float, str]] = []
         self._stop = threading.Event()
@@ -56,7 +58,7 @@ class DelWatch:
                     now = time.time()
                     channel = message["channel"].decode()
                     key = channel[len(self.prefix):]
-                    self.dels.append((now, code_from_cache_key(key)))
+                    self.dels.append((now, key[len(self.key_prefix):]))
                     if self.rearm:
                         self.redis.set(key, b"bench marker", ex=60)
             if not single and not got:

@@ -11,7 +11,8 @@ import threading
 import time
 
 from bench.common import Figure, Sizes, percentile, pg_conn, settings
-from citycache.read.cache import invalidate
+from citycache.read.cities import key as cache_key
+from citycache.write.deletes import invalidate
 from citycache.read.cities import CITIES_SQL
 from citycache.runtime.clients import redis_client
 
@@ -61,7 +62,7 @@ def bench(sizes: Sizes) -> Figure:
     with pg_conn(application_name="bench-storm") as conn, conn.cursor() as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         for _ in range(sizes.storm_rounds):
-            invalidate(redis, [CODE])
+            invalidate(redis, [cache_key(CODE)])
             cur.execute("SELECT pg_stat_statements_reset()")
             results = storm(sizes.storm_requests)
             time.sleep(0.2)

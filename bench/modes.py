@@ -1,16 +1,22 @@
-"""Run part of a benchmark with the stack's pg_listener in the other capture mode.
+"""Run part of a benchmark with a pg_listener of the benchmark's own: in the other capture mode, or with
+rules for the benchmark's own tables beside the stack's.
 
-The stack runs notify mode under supervisord. For logical mode the supervised listener is stopped and
-one of our own runs with CAPTURE_MODE=logical (tables named in `publish` are added to its publication,
-each with its unique (countrycode, id) index as the replica identity, like city's); afterwards the supervised one starts again, turns the
-triggers back on and drops the slot.
+The stack runs notify mode under supervisord with the shipped rules. Here the supervised listener is
+stopped and one of our own runs with CAPTURE_MODE=`mode` and INVALIDATION_RULES naming a file of the
+stack's rules plus `extra_rules` ([[rule]] texts: copies of city that capture). In logical mode the
+listener publishes every rule's table itself (each with its replica identity, citycache/write/replication.py).
+Afterwards the supervised one starts again; in notify mode it turns the triggers back on and drops the slot.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from bench.common import ROOT, pg_conn, settings, wait_for
 from citycache.write import replication
@@ -37,29 +43,42 @@ def _slot_gone() -> bool:
         return replication.retained_wal_bytes(conn, settings().replication_slot) is None
 
 
+def _ends_with_us() -> None:
+    """In the child: SIGTERM when the benchmark dies, so a killed run leaves no second listener
+    fighting the stack's over the triggers."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _ready(log: Path, listener: subprocess.Popen, mode: str) -> bool:
+    if listener.poll() is not None:
+        raise RuntimeError(f"the benchmark's pg_listener exited {listener.returncode}: {log.read_text()[-600:]}")
+    if mode == "logical":
+        return _streaming(listener.pid)
+    return '"msg": "listening"' in log.read_text(errors="replace")
+
+
 @contextlib.contextmanager
-def capture_mode(mode: str, publish: tuple[str, ...] = ()):
-    if mode == "notify":
+def capture_mode(mode: str, extra_rules: list[str] = ()):
+    if mode == "notify" and not extra_rules:
         yield
         return
+    stack_rules = Path(settings().invalidation_rules)
+    stack_rules = stack_rules if stack_rules.is_absolute() else ROOT / stack_rules
     _supervisorctl("stop", "pg_listener")
-    listener = subprocess.Popen([sys.executable, "-m", "workers.pg_listener"], cwd=ROOT,
-                                env={**os.environ, "CAPTURE_MODE": "logical"},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: _streaming(listener.pid), 60, "the logical listener to stream")
-        with pg_conn(application_name="bench-modes") as conn, conn.cursor() as cur:
-            for table in publish:
-                cur.execute(f"ALTER TABLE {table} REPLICA IDENTITY USING INDEX {table}_countrycode_idx")
-                cur.execute(f"ALTER PUBLICATION {replication.PUBLICATION} ADD TABLE {table} {replication.PUBLISHED_COLUMNS}")
-        yield
-    finally:
-        with pg_conn(application_name="bench-modes") as conn, conn.cursor() as cur:
-            cur.execute("SELECT tablename FROM pg_publication_tables WHERE pubname = %s AND tablename = ANY(%s)",
-                        (replication.PUBLICATION, list(publish)))
-            for (table,) in cur.fetchall():
-                cur.execute(f"ALTER PUBLICATION {replication.PUBLICATION} DROP TABLE {table}")
-        listener.terminate()
-        listener.wait(timeout=30)
-        _supervisorctl("start", "pg_listener")
-        wait_for(_slot_gone, 60, "the notify listener to take over again")
+    with tempfile.TemporaryDirectory(prefix="bench-modes-") as tmp:
+        rules = Path(tmp) / "invalidation.toml"
+        rules.write_text(stack_rules.read_text() + "\n" + "\n".join(extra_rules))
+        log = Path(tmp) / "pg_listener.log"
+        with open(log, "wb") as out:
+            listener = subprocess.Popen([sys.executable, "-m", "workers.pg_listener"], cwd=ROOT,
+                                        env={**os.environ, "CAPTURE_MODE": mode, "INVALIDATION_RULES": str(rules)},
+                                        stdout=out, stderr=subprocess.STDOUT, preexec_fn=_ends_with_us)
+        try:
+            wait_for(lambda: _ready(log, listener, mode), 60, f"the benchmark's {mode} listener to start")
+            yield
+        finally:
+            listener.terminate()
+            listener.wait(timeout=30)
+            _supervisorctl("start", "pg_listener")
+            if mode == "logical":
+                wait_for(_slot_gone, 60, "the notify listener to take over again")

@@ -19,7 +19,7 @@ from bench.kafka_tap import KafkaTap
 from bench.keyspace import DelWatch
 from bench.modes import MODES, capture_mode
 from bench.rows import bench_rows
-from citycache.keys import cache_key
+from citycache.read.cities import key as cache_key
 
 WRITERS, MAX_GAP_S = 4, 0.004
 

@@ -12,9 +12,10 @@ its code means `cities_<CODE>`, and an invalidate_all without prefixes means eve
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
+
+import orjson
 
 from citycache.rules import unusable
 
@@ -61,7 +62,8 @@ def everything(prefixes: tuple[str, ...] | None, **times) -> Invalidation:
     return Invalidation(None, prefixes=tuple(prefixes) if prefixes is not None else None, **times)
 
 
-def encode(event: Invalidation) -> bytes:
+def encode(event: Invalidation, published_at: float | None = None) -> bytes:
+    """The Kafka value; `published_at` stamps the send time without copying the event."""
     body: dict = {"action": event.action}
     if event.key is None:
         if event.prefixes is not None:
@@ -70,17 +72,22 @@ def encode(event: Invalidation) -> bytes:
         if event.code is not None:
             body["code"] = event.code
         body["key"] = event.key
-    for field in ("event_id", "committed_at", "published_at", "last_committed_at"):
-        value = getattr(event, field)
+    for field, value in (("event_id", event.event_id), ("committed_at", event.committed_at),
+                         ("published_at", event.published_at if published_at is None else published_at),
+                         ("last_committed_at", event.last_committed_at)):
         if value is not None:
             body[field] = value
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    # orjson: compact JSON in UTF-8, as json.dumps(separators=(",", ":"), ensure_ascii=False) writes it,
+    # several times faster (two messages per city change at thousands of commits a second).
+    return orjson.dumps(body)
 
 
 def decode(raw: bytes | None) -> Invalidation:
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise BadEvent("not a JSON object: no value")
     try:
-        body = json.loads(raw.decode("utf-8"))  # type: ignore[union-attr]
-    except (AttributeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:  # invalid UTF-8 included
         raise BadEvent(f"not a JSON object: {exc}") from None
     if not isinstance(body, dict):
         raise BadEvent("not a JSON object")

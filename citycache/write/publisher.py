@@ -1,7 +1,6 @@
 """Hands invalidation events to Kafka and waits for acks=all; one lazily (re)made producer."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -46,11 +45,8 @@ class Publisher:
         try:
             producer = self._ready_producer()
             now = time.time()
-            futures = [
-                producer.send(events.TOPIC, key=event.message_key, value=events.encode(
-                    dataclasses.replace(event, published_at=now)))
-                for event in batch
-            ]
+            futures = [producer.send(events.TOPIC, key=event.message_key, value=events.encode(event, published_at=now))
+                       for event in batch]
             self._await_acks(producer, futures)
         except (KafkaError, OSError) as exc:
             self.close()  # start over with a fresh producer: its metadata may be stale

@@ -25,8 +25,17 @@ class Resource:
     def template(self) -> Template:
         return Template.parse(self.key_shape)
 
+    @functools.cached_property
+    def _keys(self) -> dict[str, str]:
+        return {}
+
     def key(self, code: str) -> str:
-        return self.template.render([code])
+        """The key of a normalized code; remembered, since every hit asks (codes are three letters:
+        at most 17,576 of them)."""
+        found = self._keys.get(code)
+        if found is None:
+            found = self._keys[code] = self.template.render([code])
+        return found
 
     def code_of(self, key: str) -> str | None:
         """The normalized code a key of this resource was made from; None if it is not one."""

@@ -76,10 +76,10 @@ class Capture:
     def publish(self, batch: Coalescer, **details) -> bool:
         """Hand the batch's events to Kafka; True once all are acknowledged (or there were none).
         Values that made no key are logged and counted here, for both modes."""
+        events = batch.events()
         for bad in batch.unusable:
             log.warning("change skipped: no usable key", extra={"table": bad.table, "why": bad.why[:200]})
         BAD_EVENTS.labels("unusable").inc(len(batch.unusable))
-        events = batch.events()
         if not events:
             return True
         try:

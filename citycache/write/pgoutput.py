@@ -10,7 +10,7 @@ changed, so a row that moves yields its old values and its new ones; a DELETE al
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from citycache.rules import Rule
 from citycache.tables import BPCHAR_OID
@@ -22,20 +22,27 @@ PG_EPOCH = 946_684_800  # 2000-01-01 in Unix seconds: pgoutput timestamps count 
 class Relation:
     name: str
     rule: Rule | None  # None: not a table of the rules (nothing it changes counts)
-    positions: tuple[int, ...] = ()  # where each of the rule's columns is among the sent ones
+    slots: dict[int, int] | None = None  # index among the sent columns -> place in the rule's columns
     padded: tuple[bool, ...] = ()  # char(n): drop the padding, as a cast to text does
 
 
-@dataclass
 class Transaction:
-    """What one committed transaction changed: (rule, values) once each, the rules it truncated, its
-    commit time and where its commit ends. `everything`: a change of a table never announced."""
-    changes: list[tuple[Rule, tuple[str | None, ...]]] = field(default_factory=list)
-    truncated: list[Rule] = field(default_factory=list)
-    everything: bool = False
-    committed_at: float | None = None
-    end_lsn: int = 0
-    seen: set = field(default_factory=set, repr=False, compare=False)
+    """What one committed transaction changed: each (rule, values) once, in order; the rules it
+    truncated; its commit time and where its commit ends. `everything`: a change of a table never
+    announced. Made once per transaction at thousands a second: slots, and one dict for the changes."""
+
+    __slots__ = ("_changes", "truncated", "everything", "committed_at", "end_lsn")
+
+    def __init__(self, committed_at: float | None = None) -> None:
+        self._changes: dict[tuple[str, tuple], Rule] = {}
+        self.truncated: list[Rule] = []
+        self.everything = False
+        self.committed_at = committed_at
+        self.end_lsn = 0
+
+    @property
+    def changes(self) -> list[tuple[Rule, tuple[str | None, ...]]]:
+        return [(rule, values) for (_table, values), rule in self._changes.items()]
 
 
 # Precompiled: at thousands of commits per second every message passes through here.
@@ -58,25 +65,26 @@ class Reader:
         self.at = end + 1
         return value
 
-    def columns(self, wanted: tuple[int, ...]) -> list[str | None]:
-        """Walk one TupleData; return the text of the `wanted` columns (others are skipped, not
-        decoded); None for a NULL or an unchanged TOAST value."""
+    def columns(self, slots: dict[int, int], count_wanted: int) -> list[str | None]:
+        """Walk one TupleData; return the text of the wanted columns (`slots`: column index -> place in
+        the result; others are skipped, not decoded); None for a NULL or an unchanged TOAST value."""
         data, at = self.data, self.at
         count = _I16.unpack_from(data, at)[0]
         at += 2
-        found: dict[int, str] = {}
+        values: list[str | None] = [None] * count_wanted
         for index in range(count):
             kind = data[at]
             at += 1
             if kind == 0x74:  # 't': a text value of the given length
                 size = _I32.unpack_from(data, at)[0]
                 at += 4
-                if index in wanted:
-                    found[index] = data[at:at + size].decode()
+                slot = slots.get(index)
+                if slot is not None:
+                    values[slot] = data[at:at + size].decode()
                 at += size
             # 'n' null, 'u' unchanged TOAST value: no bytes follow
         self.at = at
-        return [found.get(position) for position in wanted]
+        return values
 
 
 class Decoder:
@@ -107,12 +115,12 @@ class Decoder:
             while reader.at < len(data):
                 part = data[reader.at:reader.at + 1]  # 'K' old key, 'O' old row, 'N' new row
                 reader.at += 1
-                self._add(relation, reader.columns(relation.positions))
+                self._add(relation, reader.columns(relation.slots, len(relation.padded)))
                 if part == b"N":
                     break
         elif kind == b"C":
             _flags, _commit_lsn, end_lsn, _timestamp = reader.take(_COMMIT)
-            done, self.current, self.in_transaction = self.current, Transaction(), False
+            done, self.in_transaction = self.current, False  # the next Begin makes the next one
             done.end_lsn = end_lsn
             return done
         elif kind == b"R":
@@ -141,16 +149,14 @@ class Decoder:
         if rule is None:
             return Relation(name, None)
         # A key column the publication does not send stays None: reported as unusable, never "None".
-        positions = tuple(columns.index(c) if c in columns else len(columns) for c in rule.columns)
-        padded = tuple(p < len(types) and types[p] == BPCHAR_OID for p in positions)
-        return Relation(name, rule, positions, padded)
+        slots = {columns.index(c): place for place, c in enumerate(rule.columns) if c in columns}
+        at = {place: index for index, place in slots.items()}
+        padded = tuple(place in at and types[at[place]] == BPCHAR_OID for place in range(len(rule.columns)))
+        return Relation(name, rule, slots, padded)
 
     def _add(self, relation: Relation, values: list[str | None]) -> None:
         for i, pad in enumerate(relation.padded):
             if pad and values[i] is not None:
                 values[i] = values[i].rstrip(" ")
-        values = tuple(values)
-        seen = (relation.rule.table, values)
-        if seen not in self.current.seen:  # a set: a 100k-row UPDATE asks this 100k times
-            self.current.seen.add(seen)
-            self.current.changes.append((relation.rule, values))
+        # A dict: a 100k-row UPDATE adds the same few hundred values 100k times.
+        self.current._changes.setdefault((relation.rule.table, tuple(values)), relation.rule)

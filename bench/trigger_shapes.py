@@ -1,28 +1,66 @@
-"""Which shape of notify mode's trigger costs a writer least: `python -m bench.trigger_shapes`.
+"""Which shape of notify mode's trigger costs a writer least: `python -m bench.trigger_shapes [ROUNDS]`.
 
-The issue behind the rules asked it of two shapes; this measures them side by side, with pgbench's
-8 clients of single-row UPDATEs on copies of city (as figure 6), rotating, median of the rounds:
+Side by side on copies of city, in rotating order, median of the rounds:
   none        no trigger
+  v2          the version before the rules (city only): one outbox column, the code; kept here only to
+              show before and after in one run (it writes to a scratch outbox of its shape, emptied
+              between rounds)
   generated   one function per rule's table, its statements written out (db/table_trigger.sql): what
               `schema install` renders; plpgsql plans each statement once per session
-  dynamic     one function for every table, the rule's columns passed as a trigger argument and the
+  dynamic     one function for every table, the rule's columns passed as trigger arguments and the
               statements built with format() and run with EXECUTE: planned on every call
-Both write the same outbox rows, under the generated copy's rule, which the benchmark's own pg_listener
-has (bench.modes): both are published as city's changes are.
+
+Two measures. Backend CPU per commit: one client, synchronous_commit off, read from the backend's
+/proc/<pid>/schedstat around a run of single-row UPDATEs (neither contention nor the disk blurs it).
+And pgbench's 8 clients with the writers on one core and everything else on the other (bench.pinning),
+so that draining the outbox (generated and dynamic are the benchmark's own listener's rules; v2's
+rows are not drained) costs the writers nothing.
 """
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import median, pg_conn
+from bench import pinning
+from bench.common import ARTIFACTS, median, pg_conn
 from bench.modes import capture_mode
 from bench.tables import city_copy, drop_copy, render_trigger, rule_text
 from bench.write_cost import pgbench
 from citycache.write import dbnames
 
 ROWS = 50_000
+SHAPES = ("none", "v2", "generated", "dynamic")
+COMMITS_PER_ROUND = 2000
+V2_OUTBOX = "bench_v2_outbox"
+V2 = f"""
+CREATE TABLE IF NOT EXISTS {V2_OUTBOX} (code text NOT NULL);
+CREATE OR REPLACE FUNCTION bench_invalidate_v2() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changed text;
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO {V2_OUTBOX} (code) VALUES ('*');
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO {V2_OUTBOX} (code) SELECT DISTINCT countrycode FROM new_rows;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO {V2_OUTBOX} (code) SELECT DISTINCT countrycode FROM (
+            SELECT countrycode FROM old_rows UNION ALL SELECT countrycode FROM new_rows) AS touched;
+    ELSE
+        INSERT INTO {V2_OUTBOX} (code) SELECT DISTINCT countrycode FROM old_rows;
+    END IF;
+    IF pg_sequence_last_value('{dbnames.FLAG}') IS DISTINCT FROM 0 THEN
+        IF TG_OP = 'UPDATE' THEN
+            FOR changed IN SELECT DISTINCT countrycode FROM (
+                    SELECT countrycode FROM old_rows UNION ALL SELECT countrycode FROM new_rows) AS touched LOOP
+                PERFORM pg_notify('{dbnames.CHANNEL}', changed);
+            END LOOP;
+        END IF;
+    END IF;
+    RETURN NULL;
+END $$;
+"""
 DYNAMIC = f"""
 CREATE OR REPLACE FUNCTION bench_invalidate_dynamic() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -51,46 +89,81 @@ END $$;
 """
 
 
-def dynamic_triggers(table: str, rule: str) -> str:
-    args = f"'\"countrycode\"::text AS v1', 'v1', '{rule}'"
+def statement_triggers(table: str, function: str, args: str = "") -> str:
     return "\n".join(
-        f"CREATE TRIGGER bench_dynamic_{event} AFTER {event.upper()} ON {table} {transitions} FOR EACH STATEMENT "
-        f"EXECUTE FUNCTION bench_invalidate_dynamic({args});"
+        f"CREATE TRIGGER bench_shape_{event} AFTER {event.upper()} ON {table} {transitions} FOR EACH STATEMENT "
+        f"EXECUTE FUNCTION {function}({args});"
         for event, transitions in (("insert", "REFERENCING NEW TABLE AS new_rows"),
                                    ("update", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"),
                                    ("delete", "REFERENCING OLD TABLE AS old_rows")))
 
 
-def main(rounds: int = 5, seconds: float = 6.0) -> dict:
-    names = {"none": "bench_shape_none", "generated": "bench_shape_generated", "dynamic": "bench_shape_dynamic"}
-    tps = {shape: [] for shape in names}
+def backend_cpu_us(cur, table: str, commits: int) -> float:
+    """Backend CPU per single-row UPDATE commit on `table`, in microseconds."""
+    cur.execute("SELECT pg_backend_pid()")
+    pid = cur.fetchone()[0]
+
+    def ns() -> int:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+    before = ns()
+    for i in range(commits):
+        cur.execute(f"UPDATE {table} SET population = population + 1 WHERE id = %s", (1 + i * 7919 % ROWS,))
+    return (ns() - before) / commits / 1000
+
+
+def main(rounds: int = 8, seconds: float = 6.0) -> dict:
+    names = {shape: f"bench_shape_{shape}" for shape in SHAPES}
+    cpu = {shape: [] for shape in SHAPES}
+    tps = {shape: [] for shape in SHAPES}
+    rules = [rule_text(names["generated"])]
     try:
         with pg_conn(application_name="bench-shapes") as conn, conn.cursor() as cur:
-            for shape, table in names.items():
+            for table in names.values():
                 city_copy(cur, table, ROWS)
-            cur.execute(render_trigger(cur, names["generated"], ("cities_{countrycode}", "country_{countrycode}")))
-            cur.execute(DYNAMIC)
-            cur.execute(dynamic_triggers(names["dynamic"], names["generated"]))
-        with tempfile.TemporaryDirectory() as tmp, capture_mode("notify", [rule_text(names["generated"])]):
+            cur.execute(V2 + statement_triggers(names["v2"], "bench_invalidate_v2"))
+            cur.execute(render_trigger(cur, names["generated"]))
+            cur.execute(DYNAMIC + statement_triggers(
+                names["dynamic"], "bench_invalidate_dynamic", f"'\"countrycode\"::text AS v1', 'v1', '{names['generated']}'"))
+            for table in names.values():
+                cur.execute(f"VACUUM ANALYZE {table}")
+        with tempfile.TemporaryDirectory() as tmp, capture_mode("notify", rules):
             scripts = {}
             for shape, table in names.items():
                 scripts[shape] = Path(tmp) / f"{shape}.sql"
                 scripts[shape].write_text(f"\\set id random(1, {ROWS})\n"
                                           f"UPDATE {table} SET population = population + 1 WHERE id = :id;\n")
-            pgbench(scripts["none"], 1)
-            order = list(names)
-            for round_ in range(rounds):
-                for shape in order[round_ % 3:] + order[:round_ % 3]:
-                    tps[shape].append(pgbench(scripts[shape], seconds))
+            with pg_conn(application_name="bench-shapes-cpu") as conn, conn.cursor() as cur:
+                cur.execute("SET synchronous_commit = off")
+                for shape in SHAPES:  # warm: plans cached, pages read
+                    backend_cpu_us(cur, names[shape], 200)
+                for round_ in range(rounds):
+                    for shape in SHAPES[round_ % 4:] + SHAPES[:round_ % 4]:
+                        cpu[shape].append(backend_cpu_us(cur, names[shape], COMMITS_PER_ROUND))
+                    cur.execute(f"TRUNCATE {V2_OUTBOX}")
+            if pinning.available():
+                for round_ in range(rounds):
+                    for shape in SHAPES[round_ % 4:] + SHAPES[:round_ % 4]:
+                        with pinning.writers_pinned() as prefix:
+                            tps[shape].append(pgbench(scripts[shape], seconds, prefix))
+                    with pg_conn(application_name="bench-shapes") as conn, conn.cursor() as cur:
+                        cur.execute(f"TRUNCATE {V2_OUTBOX}")
     finally:
         with pg_conn(application_name="bench-shapes") as conn, conn.cursor() as cur:
             for table in names.values():
                 drop_copy(cur, table)
-            cur.execute("DROP FUNCTION IF EXISTS bench_invalidate_dynamic()")
-    ratios = {shape: round(median([t / n for t, n in zip(tps[shape], tps["none"])]), 3)
-              for shape in ("generated", "dynamic")}
-    result = {"ratios_to_none": ratios, "median_tps": {s: round(median(v)) for s, v in tps.items()}, "runs_tps": tps}
-    print(result)
+            cur.execute(f"DROP TABLE IF EXISTS {V2_OUTBOX}")
+            cur.execute("DROP FUNCTION IF EXISTS bench_invalidate_v2(); DROP FUNCTION IF EXISTS bench_invalidate_dynamic()")
+    result = {
+        "backend_us_per_commit": {s: round(median(v), 1) for s, v in cpu.items()},
+        "trigger_us_per_commit": {s: round(median([c - n for c, n in zip(cpu[s], cpu["none"])]), 1)
+                                  for s in SHAPES if s != "none"},
+        "pinned_tps_ratio_to_none": {s: round(median([t / n for t, n in zip(tps[s], tps["none"])]), 3)
+                                     for s in SHAPES if s != "none" and tps[s]},
+        "runs": {"cpu_us": cpu, "tps": tps}}
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "trigger-shapes.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
     return result
 
 

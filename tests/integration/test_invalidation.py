@@ -118,3 +118,20 @@ def test_schema_install_is_idempotent_and_replaces_a_seed_trigger(settings, db):
         triggers = [name for (name,) in cur.fetchall()]
         cur.execute("DROP FUNCTION seed_notify()")
     assert triggers == sorted(TRIGGERS)
+
+
+def test_a_truncates_wipe_matches_its_prefix_literally(redis):
+    """A prefix with glob characters wipes the keys (and leases) under it, not keys that only its glob
+    would match: `t*[q]_` unescaped would also take `tzq_1`."""
+    from citycache.rules import lease_key
+    from citycache.write.deletes import wipe
+
+    under, lookalike = "t*[q]_1", "tzq_1"
+    keys = [under, lease_key(under), lookalike, lease_key(lookalike)]
+    for key in keys:
+        redis.set(key, b"v", ex=60)
+    try:
+        assert wipe(redis, ["t*[q]_"]) == 2
+        assert [bool(redis.exists(key)) for key in keys] == [False, False, True, True]
+    finally:
+        redis.delete(*keys)

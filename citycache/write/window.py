@@ -2,7 +2,7 @@
 
 Every publish costs the whole pipeline the same fixed work, whatever it carries: a Kafka produce with
 acks=all, a fetch and an offset commit by a cleaner, a Redis round trip, a log line each. Changes of
-one window are coalesced per country code, so a window that lasts longer carries more commits for
+one window are coalesced per key, so a window that lasts longer carries more commits for
 about the same work. When changes trickle, the window is the shortest (a commit is published at
 once); it grows with the square of the rate the changes came at in the previous window, up to
 CAPTURE_WINDOW_MS once they come at FULL_RATE or faster. Square, not linear: at moderate rates

@@ -14,3 +14,10 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 # The OS user postgres must reach its data directory, and a clone may sit under a home closed to it
 # (/root is 0700), so each clone's cluster lives under /var/lib/postgresql, named after the clone.
 PG_STATE_DIR=${PG_STATE_DIR:-/var/lib/postgresql/city-cache-$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
+
+# install_for [--quiet] run|test|bench: ops/install.sh for that command. With CITY_CACHE_INSTALL=plan the
+# command ends there, having printed what it installs, installed nothing and started nothing.
+install_for() {
+  "$ROOT/ops/install.sh" "$@"
+  [[ ${CITY_CACHE_INSTALL:-} != plan ]] || exit 0
+}

@@ -1,28 +1,68 @@
 #!/usr/bin/env bash
-# Installs what the local services and the tests need: Debian packages, the Python venv, and the
-# Kafka and S3Proxy classpaths from Maven Central. Pinned and idempotent: every step leaves a marker
-# (or checks what is installed) and a second run only looks at them.
+# Installs what one command needs, on top of what running needs:
+#   ops/install.sh run|test|bench    bin/run, bin/test and bin/bench call it with their own name
+# Debian packages, the Python venv, and the Kafka and S3Proxy classpaths from Maven Central. Pinned
+# and idempotent: every step leaves a marker (or checks what is installed) and a second run only
+# looks at them. CITY_CACHE_INSTALL=plan prints what the command installs, and installs nothing.
 set -euo pipefail
 # shellcheck source=ops/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-# wrk and curl drive the benchmarks (bin/bench, and its smoke test in the suite); pgbench comes with postgresql-15.
-DEBS=(postgresql-15 postgresql-contrib redis-server redis-tools python3-venv openjdk-17-jre-headless maven
-      procps iproute2 util-linux chromium wrk curl)
-# chromium: the page test (tests/test_page.py) renders GET / headless and saves a screenshot.
+# What running needs: the four services, their client tools, the venv's python. curl: the README's
+# examples, and ops/app.sh's readiness check.
+RUN_DEBS=(postgresql-15 postgresql-contrib redis-server redis-tools python3-venv openjdk-17-jre-headless maven
+          procps iproute2 util-linux curl)
+# On top, for the tests only. chromium: the page test (tests/integration/test_page.py) renders GET /
+# headless and saves a screenshot; wrk: the benchmarks' smoke test (tests/integration/test_bench_smoke.py);
+# libjpeg-turbo-progs: djpeg decodes the served test.jpg (tests/integration/test_api_images.py).
+TEST_DEBS=(chromium wrk libjpeg-turbo-progs)
+# On top, for the benchmarks only: wrk drives figure 1 (pgbench comes with postgresql-15).
+BENCH_DEBS=(wrk)
 LOG4J_VERSION=2.25.3
 MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
 say() { echo "install: $*"; }
 die() { echo "install: $*" >&2; exit 1; }
+usage() { die "usage: ops/install.sh [--quiet] run|test|bench"; }
+
+QUIET=''
+if [[ ${1:-} == --quiet ]]; then QUIET=yes; shift; fi
+(($# == 1)) || usage
+PURPOSE=$1
+# Each command's Debian packages and requirements file (requirements-dev.txt includes requirements.txt;
+# the benchmarks import requests, which only the dev file has).
+case $PURPOSE in
+  run) DEBS=("${RUN_DEBS[@]}"); REQUIREMENTS=requirements.txt ;;
+  test) DEBS=("${RUN_DEBS[@]}" "${TEST_DEBS[@]}"); REQUIREMENTS=requirements-dev.txt ;;
+  bench) DEBS=("${RUN_DEBS[@]}" "${BENCH_DEBS[@]}"); REQUIREMENTS=requirements-dev.txt ;;
+  *) usage ;;
+esac
+
+# What is already there says so only without --quiet; what gets installed always does.
+present() { [[ -n $QUIET ]] || say "$@"; }
+
+missing_debs() {
+  local pkg
+  for pkg in "${DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || echo "$pkg"
+  done
+}
+
+print_plan() {
+  local missing
+  missing=$(missing_debs | paste -sd ' ')
+  echo "install: bin/$PURPOSE installs"
+  echo "  debian: ${DEBS[*]}"
+  echo "  python: $REQUIREMENTS (pip, into $VENV)"
+  echo "  maven: kafka $KAFKA_VERSION, s3proxy $S3PROXY_VERSION (into $CACHE_HOME)"
+  echo "  missing here: ${missing:-no debian package}"
+}
 
 install_debs() {
-  local missing=() pkg
-  for pkg in "${DEBS[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
-  done
+  local missing=()
+  mapfile -t missing < <(missing_debs)
   if ((${#missing[@]} == 0)); then
-    say "debian packages present"
+    present "debian packages present"
     return
   fi
   export DEBIAN_FRONTEND=noninteractive
@@ -55,15 +95,19 @@ stop_system_services() {
   fi
 }
 
+# One venv in two layers: requirements.txt (marker .installed, which ops/services.sh checks), then
+# requirements-dev.txt on top of it (marker .installed-dev) for bin/test and bin/bench.
 install_venv() {
-  if [[ -f $VENV/.installed ]]; then
-    say "venv cached ($VENV)"
+  local marker=.installed
+  [[ $REQUIREMENTS == requirements.txt ]] || marker=.installed-dev
+  if [[ -f $VENV/$marker ]]; then
+    present "venv cached ($VENV)"
     return
   fi
   [[ -x $PYTHON ]] || python3 -m venv "$VENV"
-  "$PYTHON" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
-  touch "$VENV/.installed"
-  say "venv installed ($VENV)"
+  "$PYTHON" -m pip install -q --disable-pip-version-check -r "$ROOT/$REQUIREMENTS"
+  touch "$VENV/.installed" "$VENV/$marker"
+  say "venv installed ($VENV, $REQUIREMENTS)"
 }
 
 # maven_classpath DIR NAME [--bom G:A:V]... G:A:V...: the runtime classpath of the artifacts, in
@@ -115,7 +159,7 @@ install_kafka() {
       "org.apache.logging.log4j:log4j-slf4j-impl:$LOG4J_VERSION"; then
     say "kafka $KAFKA_VERSION installed ($(find "$dir/libs" -name "*.jar" | wc -l) jars)"
   else
-    say "kafka $KAFKA_VERSION cached"
+    present "kafka $KAFKA_VERSION cached"
   fi
 }
 
@@ -124,10 +168,14 @@ install_s3proxy() {
   if maven_classpath "$dir" s3proxy --bom "$gav" "$gav"; then
     say "s3proxy $S3PROXY_VERSION installed ($(find "$dir/libs" -name "*.jar" | wc -l) jars)"
   else
-    say "s3proxy $S3PROXY_VERSION cached"
+    present "s3proxy $S3PROXY_VERSION cached"
   fi
 }
 
+if [[ ${CITY_CACHE_INSTALL:-} == plan ]]; then
+  print_plan
+  exit 0
+fi
 mkdir -p "$CACHE_HOME"
 install_debs
 stop_system_services

@@ -13,7 +13,7 @@ ALL_SERVICES=(postgres redis kafka s3)
 say() { echo "services: $*"; }
 die() { echo "services: $*" >&2; exit 1; }
 
-[[ -f $VENV/.installed ]] || die "no venv at $VENV: run ops/install.sh first"
+[[ -f $VENV/.installed ]] || die "no venv at $VENV: run ops/install.sh run first"
 # Run from the clone so that its .env is honoured.
 exports=$(cd "$ROOT" && "$PYTHON" -m citycache.settings) || die "could not read the project settings"
 eval "$exports"

@@ -142,7 +142,7 @@ kafka_start_node() {
 
 # The nodes are formatted and started in parallel (a JVM start each); the quorum needs a majority.
 kafka_start() {
-  [[ -f $KAFKA_LIBS/../.installed ]] || die "kafka: $KAFKA_VERSION is not installed: run ops/install.sh"
+  [[ -f $KAFKA_LIBS/../.installed ]] || die "kafka: $KAFKA_VERSION is not installed: run ops/install.sh run"
   mkdir -p "$KAFKA_DIR"
   kafka_log4j
   kafka_ids

@@ -7,7 +7,7 @@ S3PROXY_LIBS=$CACHE_HOME/s3proxy-$S3PROXY_VERSION/libs
 s3_pid() { pid_from_file "$S3_DIR/s3.pid" s3; }
 
 s3_start() {
-  [[ -f $S3PROXY_LIBS/../.installed ]] || die "s3: s3proxy $S3PROXY_VERSION is not installed: run ops/install.sh"
+  [[ -f $S3PROXY_LIBS/../.installed ]] || die "s3: s3proxy $S3PROXY_VERSION is not installed: run ops/install.sh run"
   require_free_port s3 "$S3_PORT"
   mkdir -p "$S3_DIR/data"
   (umask 077 && cat >"$S3_DIR/s3proxy.conf" <<PROPS

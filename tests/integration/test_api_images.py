@@ -1,8 +1,12 @@
 """GET /image/<name>: bytes straight from the S3 store, with type and length; bad names refused."""
 import io
 import os
+import shutil
+import subprocess
 
 import pytest
+
+from ops import make_sample_jpeg
 
 
 @pytest.fixture
@@ -34,6 +38,24 @@ def test_seeded_sample_image_is_served(base_url, http):
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "image/svg+xml"
     assert b"<svg" in response.content
+
+
+def test_the_design_documents_example_test_jpg_is_a_jpeg_that_decodes_to_the_test_card(base_url):
+    # DESIGN.md's example verbatim, on this stack's port: curl http://localhost:8000/image/test.jpg
+    done = subprocess.run(["curl", "-s", "-w", "\n%{http_code} %{content_type}", f"{base_url}/image/test.jpg"],
+                          capture_output=True, timeout=30)
+    body, _, status = done.stdout.rpartition(b"\n")
+    assert status == b"200 image/jpeg"
+    assert body[:2] == b"\xff\xd8" and body[-2:] == b"\xff\xd9"  # SOI ... EOI
+    assert body == make_sample_jpeg.OUTPUT.read_bytes()
+    if shutil.which("djpeg") is None:
+        pytest.fail("djpeg is not installed (ops/install.sh test installs libjpeg-turbo-progs)")
+    decoded = subprocess.run(["djpeg", "-pnm"], input=body, capture_output=True, timeout=30, check=True).stdout
+    header, pixels = decoded.split(b"\n255\n", 1)
+    assert header.split() == [b"P6", str(make_sample_jpeg.WIDTH).encode(), str(make_sample_jpeg.HEIGHT).encode()]
+    drawn = bytes(channel for row in make_sample_jpeg.draw() for pixel in row for channel in pixel)
+    errors = [abs(a - b) for a, b in zip(pixels, drawn, strict=True)]
+    assert sum(errors) / len(errors) < 2 and max(errors) < 16  # a lossy copy of the card, not another picture
 
 
 def test_missing_image_is_404_json(base_url, http):

@@ -6,7 +6,8 @@ library: a baseline sequential JPEG (JFIF, 8-bit YCbCr, no subsampling) written 
 quantized with the standard tables of the JPEG standard (ITU T.81, Annex K) at quality 90 and
 coded with its Annex K luminance Huffman tables for all three components.
 
-The picture, 192 x 128: eight colour bars over a grey ramp and a sweep through the hues. It is
+The picture, 192 x 128: seven colour bars over a grey ramp and a sweep through the hues, a white
+ring over them (edges in every direction, so that a decoder's mistake shows). It is
 the image of the original design's example, `curl http://localhost:8000/image/test.jpg`.
 """
 from __future__ import annotations
@@ -20,9 +21,10 @@ from pathlib import Path
 OUTPUT = Path(__file__).resolve().parent.parent / "data" / "images" / "test.jpg"
 WIDTH, HEIGHT = 192, 128
 QUALITY = 90
-BARS = [(255, 255, 255), (255, 255, 0), (0, 255, 255), (0, 255, 0),
-        (255, 0, 255), (255, 0, 0), (0, 0, 255), (0, 0, 0)]
+# Seven bars, whose edges fall inside 8x8 blocks, as on a broadcast test card.
+BARS = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0), (0, 0, 192)]
 BARS_HEIGHT, RAMP_HEIGHT = 80, 24  # the hue sweep takes the rest
+CIRCLE = (WIDTH / 2, HEIGHT / 2, 44, 2.5)  # centre x, y, radius, thickness: a white ring over it all
 
 # Annex K.1: quantization tables for a quality of 50, in natural (row by row) order.
 LUMA_QUANT = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
@@ -49,10 +51,13 @@ DCT = [[(math.sqrt(0.125) if u == 0 else 0.5) * math.cos((2 * x + 1) * u * math.
 def draw() -> list[list[tuple[int, int, int]]]:
     """The test card as rows of (r, g, b)."""
     rows = []
+    cx, cy, radius, thickness = CIRCLE
     for y in range(HEIGHT):
         row = []
         for x in range(WIDTH):
-            if y < BARS_HEIGHT:
+            if abs(math.hypot(x + 0.5 - cx, y + 0.5 - cy) - radius) < thickness / 2:
+                row.append((255, 255, 255))
+            elif y < BARS_HEIGHT:
                 row.append(BARS[x * len(BARS) // WIDTH])
             elif y < BARS_HEIGHT + RAMP_HEIGHT:
                 grey = round(255 * x / (WIDTH - 1))

@@ -23,7 +23,7 @@ MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
 say() { echo "install: $*"; }
 die() { echo "install: $*" >&2; exit 1; }
-usage() { die "usage: ops/install.sh [--quiet] run|test|bench"; }
+usage() { echo "usage: ops/install.sh [--quiet] run|test|bench" >&2; exit 2; }
 
 QUIET=''
 if [[ ${1:-} == --quiet ]]; then QUIET=yes; shift; fi

@@ -18,6 +18,7 @@ RUN_DEBS=(postgresql-15 postgresql-contrib redis-server redis-tools python3-venv
 TEST_DEBS=(chromium wrk libjpeg-turbo-progs)
 # On top, for the benchmarks only: wrk drives figure 1 (pgbench comes with postgresql-15).
 BENCH_DEBS=(wrk)
+
 LOG4J_VERSION=2.25.3
 MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 

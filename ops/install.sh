@@ -128,8 +128,39 @@ install_s3proxy() {
   fi
 }
 
+# --- Test-only: Prometheus (with promtool), for the alert rules' tests (tests/unit/test_alert_rules.py
+# runs promtool, tests/faults/test_alerts.py a real Prometheus against the stack). bin/run does not need it.
+TEST_DEBS=(prometheus)
+
+install_test_debs() {
+  local missing=() pkg
+  for pkg in "${TEST_DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    say "test-only debian packages installed: ${missing[*]}"
+  else
+    say "test-only debian packages present"
+  fi
+  # The package may start a system Prometheus on 9090; the tests start their own, on a port of their own.
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  elif [[ -f /run/prometheus/prometheus.pid ]] && kill -0 "$(cat /run/prometheus/prometheus.pid)" 2>/dev/null; then
+    /etc/init.d/prometheus stop >/dev/null || true
+    say "stopped the system prometheus"
+  fi
+  if [[ ! -d /run/systemd/system && -x /etc/init.d/prometheus ]] && ls /etc/rc[2-5].d/S*prometheus >/dev/null 2>&1; then
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
+}
+# --- end of the test-only part
+
 mkdir -p "$CACHE_HOME"
 install_debs
+install_test_debs
 stop_system_services
 install_venv
 install_kafka

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -152,3 +153,24 @@ def web_master_pid() -> int:
     if not out.isdigit() or out == "0":
         raise RuntimeError(f"web is not running under supervisord (supervisorctl pid web: {out!r})")
     return int(out)
+
+
+_handed_out: set[int] = set()
+
+
+def free_port(variable: str = "BENCH_PORTS") -> int:
+    """A free port, from the range in `variable` ("18100-18199") when set (stacks sharing a machine keep
+    apart), else one the OS picks. Each one once per run: servers started together bind theirs only later."""
+    low, _, high = os.environ.get(variable, "").partition("-")
+    candidates = range(int(low), int(high or low) + 1) if low else [0] * 20
+    for candidate in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port ({variable}={os.environ.get(variable)!r})")

@@ -13,6 +13,7 @@ session is read-only, and in Redis it writes nothing but its own heartbeat key.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -63,20 +64,27 @@ class KeyWalk:
         for _ in self.resources:
             resource = self.resources[self._turn % len(self.resources)]
             self._turn += 1
-            name = resource.name
+            key = self._next_of(resource)
+            if key is not None:
+                return key
+        return None
+
+    def _next_of(self, resource) -> str | None:
+        name = resource.name
+        for _ in range(2):  # the pass under way; once it ends, a new one at once if it found any key
             if name not in self._passes:
                 if time.monotonic() < self._resume_at[name]:
-                    continue
+                    return None
                 self._passes[name] = self.client.scan_iter(match=key_pattern(resource.template.prefix), count=200)
                 self._found[name] = False
             key = next(self._passes[name], None)
-            if key is None:
-                del self._passes[name]
-                if not self._found[name]:
-                    self._resume_at[name] = time.monotonic() + EMPTY_PASS_PAUSE
-                continue
-            self._found[name] = True
-            return key.decode() if isinstance(key, bytes) else key
+            if key is not None:
+                self._found[name] = True
+                return key.decode() if isinstance(key, bytes) else key
+            del self._passes[name]
+            if not self._found[name]:
+                self._resume_at[name] = time.monotonic() + EMPTY_PASS_PAUSE
+                return None
         return None
 
 
@@ -169,7 +177,8 @@ class ConsistencySampler:
             if resource is None:
                 continue
             found = compare(cache, conn, resource, key)
-            verdict = self.schedule.seen(key, None if found is None else found.agrees, time.monotonic())
+            verdict = self.schedule.seen(key, None if found is None else found.agrees, time.monotonic(),
+                                         None if found is None else hashlib.blake2b(found.value, digest_size=16).digest())
             self.record(resource.name, key, found, verdict, cache)
             if found is not None:
                 return

@@ -2,7 +2,8 @@
 
 A key is compared once: it agrees (consistent), or its mismatch is followed, compared again soon and
 then less often, until it agrees or is gone (late: an invalidation was on its way) or `stale_after`
-seconds pass since it was first seen (stale: nothing is coming to fix it).
+seconds pass since it was first seen (stale: nothing is coming to fix it). A stale value is reported
+once: met again unchanged, it counts for nothing until it is gone or replaced.
 
 Which key next: a follow-up that is due, first; then keys Redis just said were written or deleted
 (an invalidation, then a reader's fill: where a stale set would show), three turns in four; then the
@@ -21,6 +22,8 @@ RECHECK_SECONDS = (0.05, 1.0)
 RECENT_MAX = 1000
 # Of every RECENT_SHARE[1] turns, the heard-of keys take RECENT_SHARE[0] and the walk the rest.
 RECENT_SHARE = (3, 4)
+# Stale values already reported, remembered so that each is reported once; past this the oldest are forgotten.
+REPORTED_MAX = 10_000
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Schedule:
         self.stale_after, self.recheck, self.recent_max = stale_after, recheck, recent_max
         self.following: dict[str, Following] = {}
         self.recent: OrderedDict[str, None] = OrderedDict()
+        self.reported: OrderedDict[str, object] = OrderedDict()  # key -> the stale value's identity
         self._turn = 0
 
     def heard(self, keys: Iterable[str], now: float) -> None:
@@ -78,8 +82,13 @@ class Schedule:
     def _take_recent(self) -> str:
         return self.recent.popitem(last=False)[0]
 
-    def seen(self, key: str, agrees: bool | None, now: float) -> Verdict:
-        """Record a comparison of `key`: `agrees` True or False, None when the key was not cached."""
+    def seen(self, key: str, agrees: bool | None, now: float, value: object = None) -> Verdict:
+        """Record a comparison of `key`: `agrees` True or False, None when the key was not cached; `value`
+        identifies the cached value (a stale one met again unchanged is not reported twice)."""
+        if key in self.reported:
+            if agrees is False and self.reported[key] == value:
+                return Verdict()
+            del self.reported[key]
         followed = self.following.get(key)
         if followed is None:
             if agrees is None:
@@ -95,6 +104,9 @@ class Schedule:
             return Verdict(LATE, lived)
         if lived >= self.stale_after:
             del self.following[key]
+            self.reported[key] = value
+            if len(self.reported) > REPORTED_MAX:
+                self.reported.popitem(last=False)
             return Verdict(STALE, lived)
         followed.wait = min(followed.wait * 2, self.recheck[1])
         # Never later than the limit: a stale value is declared when the limit passes, not a wait after.

@@ -73,3 +73,26 @@ def test_hearing_a_followed_key_changed_brings_its_next_comparison_forward():
     schedule.heard(["cities_BGR"], 0.07)
     assert schedule.next(0.07, walk_of("other")) == "cities_BGR"
     assert "cities_BGR" not in schedule.recent
+
+
+def declare_stale(schedule, key, value, start=0.0):
+    schedule.seen(key, False, start, value)
+    return schedule.seen(key, False, start + schedule.stale_after, value)
+
+
+def test_a_stale_value_met_again_unchanged_is_reported_once():
+    schedule = Schedule(stale_after=10)
+    assert declare_stale(schedule, "country_FRA", b"lyon").result == STALE
+    assert schedule.seen("country_FRA", False, 30.0, b"lyon") == Verdict(), "the walk came by again"
+    assert not schedule.following
+
+
+def test_a_stale_value_replaced_or_gone_is_a_new_story():
+    schedule = Schedule(stale_after=10)
+    declare_stale(schedule, "country_FRA", b"lyon")
+    assert schedule.seen("country_FRA", False, 30.0, b"marseille") == Verdict(new_mismatch=True)
+    assert schedule.seen("country_FRA", False, 40.0, b"marseille").result == STALE
+    assert schedule.seen("country_FRA", True, 50.0, b"paris") == Verdict(CONSISTENT)
+    declare_stale(schedule, "country_DEU", b"bonn")
+    assert schedule.seen("country_DEU", None, 60.0) == Verdict()  # gone: forgotten
+    assert schedule.seen("country_DEU", False, 61.0, b"bonn") == Verdict(new_mismatch=True)

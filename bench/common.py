@@ -145,11 +145,16 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def supervisorctl(*args: str) -> str:
+    """supervisorctl of the project's supervisord (the venv's, beside this python); its output."""
+    exe = Path(sys.executable).parent / "supervisorctl"
+    return subprocess.run([str(exe), "-c", str(ROOT / "supervisord.conf"), *args], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT).stdout
+
+
 def web_master_pid() -> int:
     """gunicorn's master pid, from the project's supervisord."""
-    exe = Path(sys.executable).parent / "supervisorctl"  # the venv's, beside this python
-    out = subprocess.run([str(exe), "-c", str(ROOT / "supervisord.conf"), "pid", "web"],
-                         capture_output=True, text=True, timeout=30, cwd=ROOT).stdout.strip()
+    out = supervisorctl("pid", "web").strip()
     if not out.isdigit() or out == "0":
         raise RuntimeError(f"web is not running under supervisord (supervisorctl pid web: {out!r})")
     return int(out)

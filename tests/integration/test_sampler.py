@@ -119,6 +119,26 @@ def test_every_resource_is_sampled_while_nothing_is_touched(base_url, http, redi
                timeout=20, message="consistent samples of both resources")
 
 
+def test_a_key_just_written_is_compared_before_the_walk_comes_by(base_url, http, db, redis, settings, sampler):
+    """Hundreds of keys cached and two comparisons a second: the walk needs minutes to come by a key, the
+    tracking connection brings the one just written at once."""
+    with db.cursor() as cur:
+        cur.execute("SELECT DISTINCT countrycode FROM city ORDER BY 1")
+        codes = [code.strip() for (code,) in cur.fetchall()]
+    for code in codes:
+        http.get(f"{base_url}/cities/{code}")
+        http.get(f"{base_url}/countries/{code}")
+    assert len([c for c in codes if redis.exists(CITIES.key(c))]) > 200
+    process = sampler(SAMPLER_RATE="2", SAMPLER_STALE_AFTER_SECONDS="30")
+    key = COUNTRIES.key("DEU")
+    right = redis.get(key)
+    redis.set(key, Entry(b'{"name":"planted"}').cached(), ex=settings.cache_ttl_seconds)
+    try:
+        logged(process, "mismatch seen, following it", key, timeout=5)
+    finally:
+        redis.set(key, right, ex=settings.cache_ttl_seconds)
+
+
 class Monitor:
     """Every command Redis executes meanwhile (MONITOR), as (client address, command words)."""
 

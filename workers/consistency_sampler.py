@@ -95,11 +95,13 @@ def excerpt(value: bytes, at: int) -> str:
 
 
 def stale_line(found: Comparison, verdict: Verdict, cached_for: float | None) -> dict:
-    """The fields of a stale value's log line: its key, age, and both values from where they differ."""
-    cached, fresh = found.cached.cached(), found.fresh.cached()
+    """The fields of a stale value's log line: its key, age, and both values (their data from where they
+    differ, and their ETags: a wrong ETag alone is a mismatch too)."""
+    cached, fresh = found.cached.data, found.fresh.data
     at = next((i for i, (a, b) in enumerate(zip(cached, fresh)) if a != b), min(len(cached), len(fresh)))
     return {"key": found.key, "inconsistent_for_s": round(verdict.lifetime, 3), "cached_for_s": cached_for,
-            "differs_at": at, "cached": excerpt(cached, at), "database": excerpt(fresh, at)}
+            "differs_at": at, "cached": excerpt(cached, at), "database": excerpt(fresh, at),
+            "cached_etag": found.cached.etag, "database_etag": found.fresh.etag}
 
 
 class ConsistencySampler:

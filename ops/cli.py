@@ -4,7 +4,7 @@
   upload-image    put a file into the image bucket
   invalidate      invalidate cache keys by hand (cities_BGR, or BGR for short), through Kafka like a database write
   check           compare every cached key of every resource with the database (exit 1 on a mismatch)
-  status          the pipeline: worker heartbeats (the sampler's too), outbox backlog, consumer lag (exit 1 if unhealthy)
+  status          worker heartbeats (the sampler's too), outbox backlog, consumer lag (exit 1 if unhealthy)
   schema          install or uninstall the outbox and triggers on the rules' tables (--dry-run)
   doctor          check every setting and dependency as the programs use them (exit 1 on a failure)
 """

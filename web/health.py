@@ -1,8 +1,9 @@
 """GET /health (readiness): dependencies, worker heartbeats, backlog and lag; GET /health/live.
 
 /health is 200 when Postgres, Redis, Kafka and S3 answer and every worker beats (pg_listener,
-kafka_cleaner, consistency_sampler); 503 otherwise, with the failing parts named in `failing`. Outbox backlog and consumer lag are reported (null when they
-cannot be read) but do not fail readiness: a backlog drains, and the API still serves correct data.
+kafka_cleaner, consistency_sampler); 503 otherwise, with the failing parts named in `failing`. Outbox
+backlog and consumer lag are reported (null when they cannot be read) but do not fail readiness: a
+backlog drains, and the API still serves correct data.
 So is logical mode's replication slot (`replication_slot`: retained WAL, `warning` past the threshold).
 """
 from __future__ import annotations

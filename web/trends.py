@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
 import threading
 import time
@@ -22,6 +23,7 @@ STEP_SECONDS = 5.0
 KEEP = 120  # ten minutes of steps
 SAMPLES, LATENCY = "citycache_consistency_samples", "citycache_commit_to_delete_seconds"
 WIDTH, HEIGHT = 240, 36
+LOG_FLOOR = 0.001  # the latency line's bottom, in seconds
 
 
 @dataclass(frozen=True)
@@ -143,8 +145,9 @@ class Trends:
         samples = sum(s.samples for s in found)
         ratios = [s.ratio for s in found]
         known = [r for r in ratios if r is not None]
-        latencies = [s.p99 * 1000 if s.p99 is not None else None for s in found]
+        latencies = [s.p99 for s in found]
         slow = [v for v in latencies if v is not None]
+        longest = max(metrics.LATENCY_BUCKETS)  # a p99 there fell past the last bucket: it is at least that
         return {
             "ready": True, "minutes": round((found[-1].at - found[0].at + STEP_SECONDS) / 60, 1),
             "samples": int(samples), "late": int(sum(s.late for s in found)), "stale": int(sum(s.stale for s in found)),
@@ -152,10 +155,21 @@ class Trends:
             "lowest": min(known) * 100 if known else None,
             "consistency_line": sparkline([r * 100 if r is not None else None for r in ratios],
                                           min(95.0, min(known) * 100) if known else 95.0, 100.0),
-            "latency_ms": next((v for v in reversed(latencies) if v is not None), None),
-            "latency_max_ms": max(slow) if slow else None,
-            "latency_line": sparkline(latencies, 0.0, max(slow) if slow else 1.0),
+            "latency": duration(next((v for v in reversed(latencies) if v is not None), None), longest),
+            "latency_max": duration(max(slow), longest) if slow else None,
+            # Log scale, 1 ms up: milliseconds and a stopped worker's minutes in one line.
+            "latency_line": sparkline([math.log10(max(v, LOG_FLOOR)) if v is not None else None for v in latencies],
+                                      math.log10(LOG_FLOOR), math.log10(max([*slow, 10 * LOG_FLOOR]))),
+            "latency_scale": (duration(LOG_FLOOR, longest), duration(max([*slow, 10 * LOG_FLOOR]), longest)),
         }
+
+
+def duration(seconds: float | None, longest: float) -> str | None:
+    """1.2 ms, 340 ms, 2.5 s; "≥ 30 s" where it reached the last bucket's bound."""
+    if seconds is None:
+        return None
+    text = f"{seconds * 1000:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
+    return f"≥ {text}" if seconds >= longest else text
 
 
 _trends: Trends | None = None

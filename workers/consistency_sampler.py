@@ -44,8 +44,6 @@ log = logging.getLogger(WORKER)
 TRIES_PER_TURN = 20
 # The longest one comparison's query may take (a read of the largest country is ~50 ms).
 STATEMENT_TIMEOUT_MS = 5000
-# How much of each value a stale line shows, from a little before the first byte that differs.
-SHOWN_BYTES, SHOWN_BEFORE = 300, 60
 # A walk over a resource that found no cached key waits this long before the next SCAN pass.
 EMPTY_PASS_PAUSE = 1.0
 
@@ -86,22 +84,6 @@ class KeyWalk:
                 self._resume_at[name] = time.monotonic() + EMPTY_PASS_PAUSE
                 return None
         return None
-
-
-def excerpt(value: bytes, at: int) -> str:
-    start = max(0, at - SHOWN_BEFORE)
-    shown = value[start:start + SHOWN_BYTES].decode("utf-8", "replace")
-    return ("…" if start else "") + shown + ("…" if start + SHOWN_BYTES < len(value) else "")
-
-
-def stale_line(found: Comparison, verdict: Verdict, cached_for: float | None) -> dict:
-    """The fields of a stale value's log line: its key, age, and both values (their data from where they
-    differ, and their ETags: a wrong ETag alone is a mismatch too)."""
-    cached, fresh = found.cached.data, found.fresh.data
-    at = next((i for i, (a, b) in enumerate(zip(cached, fresh)) if a != b), min(len(cached), len(fresh)))
-    return {"key": found.key, "inconsistent_for_s": round(verdict.lifetime, 3), "cached_for_s": cached_for,
-            "differs_at": at, "cached": excerpt(cached, at), "database": excerpt(fresh, at),
-            "cached_etag": found.cached.etag, "database_etag": found.fresh.etag}
 
 
 class ConsistencySampler:
@@ -179,8 +161,8 @@ class ConsistencySampler:
             if resource is None:
                 continue
             found = compare(cache, conn, resource, key)
-            verdict = self.schedule.seen(key, None if found is None else found.agrees, time.monotonic(),
-                                         None if found is None else hashlib.blake2b(found.value, digest_size=16).digest())
+            value = None if found is None else hashlib.blake2b(found.value, digest_size=16).digest()
+            verdict = self.schedule.seen(key, None if found is None else found.agrees, time.monotonic(), value)
             self.record(resource.name, key, found, verdict, cache)
             if found is not None:
                 return
@@ -200,8 +182,9 @@ class ConsistencySampler:
             left = cache.ttl(key)
             # Stored by the API, a value has lived the TTL it was given less what is left of it.
             cached_for = ttl - left if 0 <= left <= ttl else None
-            log.warning("stale value", extra={"resource": resource, "ttl_s": left,
-                                              **stale_line(found, verdict, cached_for)})
+            log.warning("stale value", extra={"resource": resource, "key": key, "ttl_s": left,
+                                              "inconsistent_for_s": round(verdict.lifetime, 3),
+                                              "cached_for_s": cached_for, **found.difference()})
 
 
 @refusing_bad_config

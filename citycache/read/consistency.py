@@ -40,6 +40,19 @@ class Comparison:
         # The stored ETag counts too: a wrong one would answer 304 to a client holding other data.
         return (self.cached.data, self.cached.etag) == (self.fresh.data, self.fresh.etag)
 
+    def difference(self, shown: int = 300, before: int = 60) -> dict:
+        """Both sides for a log line: their data from a little before the first byte that differs, and their ETags."""
+        cached, fresh = self.cached.data, self.fresh.data
+        at = next((i for i, (a, b) in enumerate(zip(cached, fresh)) if a != b), min(len(cached), len(fresh)))
+        start = max(0, at - before)
+
+        def excerpt(data: bytes) -> str:
+            text = data[start:start + shown].decode("utf-8", "replace")
+            return ("…" if start else "") + text + ("…" if start + shown < len(data) else "")
+
+        return {"differs_at": at, "cached": excerpt(cached), "database": excerpt(fresh),
+                "cached_etag": self.cached.etag, "database_etag": self.fresh.etag}
+
 
 def compare(client: redis.Redis, conn, resource: Resource, key: str) -> Comparison | None:
     """`key` in Redis against the database; None when it is not cached, or not a key of `resource`."""

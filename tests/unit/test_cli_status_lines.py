@@ -11,7 +11,8 @@ DOWN = PipelineState(
     outbox_error='OperationalError: connection to server at "localhost" (127.0.0.1), port 5462 failed: '
                  "Connection refused",
     consumer_lag=None, lag_error="KafkaTimeoutError: KafkaTimeoutError: Unable to bootstrap from ['localhost:9122']")
-UP = PipelineState(workers={"pg_listener": 1.25, "kafka_cleaner": None, "consistency_sampler": 0.5}, workers_error=None, outbox_backlog=0,
+UP = PipelineState(workers={"pg_listener": 1.25, "kafka_cleaner": None, "consistency_sampler": 0.5},
+                   workers_error=None, outbox_backlog=0,
                    outbox_error=None, consumer_lag={1: 0, 0: 2}, lag_error=None)
 ROW = re.compile(r"(pg_listener|kafka_cleaner|consistency_sampler|outbox|consumer lag) +(up|DOWN|unknown|\d+) +(\S.*)")
 

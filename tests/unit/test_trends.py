@@ -1,7 +1,7 @@
 """The page's panel: per-step figures from cumulative snapshots, the p99 as Prometheus computes it, the sparklines."""
 import pytest
 
-from web.trends import HEIGHT, KEEP, WIDTH, Snapshot, quantile, sparkline, steps
+from web.trends import HEIGHT, KEEP, WIDTH, Snapshot, duration, quantile, sparkline, steps
 
 INF = float("inf")
 
@@ -35,3 +35,9 @@ def test_the_sparkline_puts_the_newest_step_at_the_right_and_leaves_gaps_as_gaps
     assert top < bottom and 0 <= top and bottom <= HEIGHT  # 100 % at the top, 95 % at the bottom
     full = sparkline([1.0] * KEEP, 0.0, 2.0)
     assert full["lines"][0].split()[0].startswith("0.0,")
+
+
+@pytest.mark.parametrize("seconds, shown", [(0.0042, "4.2 ms"), (0.25, "250 ms"), (2.5, "2.5 s"), (30.0, "≥ 30 s"),
+                                            (None, None)])
+def test_latencies_read_in_the_unit_that_fits_and_a_capped_one_says_so(seconds, shown):
+    assert duration(seconds, 30.0) == shown

@@ -152,6 +152,22 @@ def supervisorctl(*args: str) -> str:
                           timeout=60, cwd=ROOT).stdout
 
 
+def program(name: str, running: bool) -> None:
+    """Start or stop one of the stack's supervised programs; returns once supervisord says it is so."""
+    supervisorctl("start" if running else "stop", name)
+    state = "RUNNING" if running else "STOPPED"
+    wait_for(lambda: state in supervisorctl("status", name), 30, f"{name} {state}")
+
+
+@contextlib.contextmanager
+def program_stopped(name: str):
+    program(name, False)
+    try:
+        yield
+    finally:
+        program(name, True)
+
+
 def web_master_pid() -> int:
     """gunicorn's master pid, from the project's supervisord."""
     out = supervisorctl("pid", "web").strip()

@@ -16,18 +16,12 @@ from pathlib import Path
 
 import requests
 
-from bench.common import Figure, Sizes, base_url, median, pg_conn, supervisorctl, wait_for
+from bench.common import Figure, Sizes, base_url, median, pg_conn, program
 from bench.hit_throughput import APPS, CODE, Server, hit_body, wrk
 from bench.rows import bench_countries, bench_rows
 from bench.write_cost import pgbench
 
 PROGRAM = "consistency_sampler"
-
-
-def sampler(on: bool) -> None:
-    supervisorctl("start" if on else "stop", PROGRAM)
-    state = "RUNNING" if on else "STOPPED"
-    wait_for(lambda: state in supervisorctl("status", PROGRAM), 30, f"{PROGRAM} {state}")
 
 
 def cache_everything(codes: list[str]) -> None:
@@ -64,14 +58,14 @@ def bench(sizes: Sizes) -> Figure:
             pgbench(script, 1)
             for round_ in range(sizes.write_rounds):
                 for on in ((True, False) if round_ % 2 == 0 else (False, True)):
-                    sampler(on)
+                    program(PROGRAM, on)
                     cache_everything(codes[round_::sizes.write_rounds])  # what the writes and TTLs took, back
                     state = "on" if on else "off"
                     runs[f"hits_{state}"].append(wrk(server.url(CODE), sizes.hit_seconds)["rps"])
                     runs[f"commits_{state}"].append(pgbench(script, sizes.write_seconds))
         finally:
             server.stop()
-            sampler(True)
+            program(PROGRAM, True)
     hits = round(median([a / b for a, b in zip(runs["hits_on"], runs["hits_off"])]), 3)
     commits = round(median([a / b for a, b in zip(runs["commits_on"], runs["commits_off"])]), 3)
     noise = {"hits": round(spread(runs["hits_off"]), 3), "commits": round(spread(runs["commits_off"]), 3)}

@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The app image: gunicorn (the API) and the two invalidation workers under supervisord, as a
+# The app image: gunicorn (the API), the two invalidation workers and the consistency sampler under supervisord, as a
 # non-root user. Postgres, Redis, Kafka and the S3 store are separate services (docker-compose.yml).
 # The same image runs the one-shot seed: `python -m ops.seed` (db/, data/images/ and ops/ are in it).
 
@@ -28,7 +28,8 @@ RUN pip install --no-cache-dir -r requirements.txt \
     && mkdir -p /var/log/city-cache \
     && ln -s /dev/stdout /var/log/city-cache/web.log \
     && ln -s /dev/stdout /var/log/city-cache/pg_listener.log \
-    && ln -s /dev/stdout /var/log/city-cache/kafka_cleaner.log
+    && ln -s /dev/stdout /var/log/city-cache/kafka_cleaner.log \
+    && ln -s /dev/stdout /var/log/city-cache/consistency_sampler.log
 
 # Code and data stay root-owned (read-only to the app); only /app/.run (supervisord's socket and
 # pid, gunicorn's control socket) is writable.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -144,11 +145,53 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def supervisorctl(*args: str) -> str:
+    """supervisorctl of the project's supervisord (the venv's, beside this python); its output."""
+    exe = Path(sys.executable).parent / "supervisorctl"
+    return subprocess.run([str(exe), "-c", str(ROOT / "supervisord.conf"), *args], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT).stdout
+
+
+def program(name: str, running: bool) -> None:
+    """Start or stop one of the stack's supervised programs; returns once supervisord says it is so."""
+    supervisorctl("start" if running else "stop", name)
+    state = "RUNNING" if running else "STOPPED"
+    wait_for(lambda: state in supervisorctl("status", name), 30, f"{name} {state}")
+
+
+@contextlib.contextmanager
+def program_stopped(name: str):
+    program(name, False)
+    try:
+        yield
+    finally:
+        program(name, True)
+
+
 def web_master_pid() -> int:
     """gunicorn's master pid, from the project's supervisord."""
-    exe = Path(sys.executable).parent / "supervisorctl"  # the venv's, beside this python
-    out = subprocess.run([str(exe), "-c", str(ROOT / "supervisord.conf"), "pid", "web"],
-                         capture_output=True, text=True, timeout=30, cwd=ROOT).stdout.strip()
+    out = supervisorctl("pid", "web").strip()
     if not out.isdigit() or out == "0":
         raise RuntimeError(f"web is not running under supervisord (supervisorctl pid web: {out!r})")
     return int(out)
+
+
+_handed_out: set[int] = set()
+
+
+def free_port(variable: str = "BENCH_PORTS") -> int:
+    """A free port, from the range in `variable` ("18100-18199") when set (stacks sharing a machine keep
+    apart), else one the OS picks. Each one once per run: servers started together bind theirs only later."""
+    low, _, high = os.environ.get(variable, "").partition("-")
+    candidates = range(int(low), int(high or low) + 1) if low else [0] * 20
+    for candidate in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port ({variable}={os.environ.get(variable)!r})")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import ROOT, Figure, Sizes, median, need, run, wait_for
+from bench.common import ROOT, Figure, Sizes, free_port, median, need, run, wait_for
 
 # A typical country (the walkthrough's, 5 KB cached) is the figure; the largest (USA, 300 KB) is
 # reported beside it, since there the value's trip from Redis costs the most.
@@ -37,27 +36,6 @@ APPS = {  # name -> (WSGI app, extra environment)
 }
 
 
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A free port, from BENCH_PORTS ("18100-18199") when set (stacks sharing a machine keep apart),
-    else one the OS picks. Each one once per run: servers started together bind theirs only later."""
-    low, _, high = os.environ.get("BENCH_PORTS", "").partition("-")
-    candidates = range(int(low), int(high or low) + 1) if low else [0] * 20
-    for candidate in candidates:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError(f"no free port (BENCH_PORTS={os.environ.get('BENCH_PORTS')!r})")
-
-
 def wrk(url: str, seconds: float) -> dict:
     out = run([need("wrk", "wrk"), f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{max(1, round(seconds))}s",
                "--latency", url], timeout=seconds + 60)
@@ -71,9 +49,10 @@ def wrk(url: str, seconds: float) -> dict:
 class Server:
     """One gunicorn with the app's config, on its own port and control socket."""
 
-    def __init__(self, name: str, wsgi: str, env: dict, floor_file: Path, tmp: Path):
-        self.name, self.port = name, free_port()
+    def __init__(self, name: str, wsgi: str, env: dict, floor_file: Path, tmp: Path, port: int | None = None):
+        self.name, self.port = name, port or free_port()
         self.log_path = ROOT / "artifacts" / f"hit-{name}-gunicorn.log"
+        self.log_path.parent.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--config", str(ROOT / "web" / "gunicorn.conf.py"),
              "--bind", f"127.0.0.1:{self.port}", "--control-socket", str(tmp / f"{name}.ctl"), wsgi],

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 
-from bench.common import Figure, Sizes, percentile, pg_conn, settings
+from bench.common import Figure, Sizes, percentile, pg_conn, program_stopped, settings
 from citycache.read.cities import key as cache_key
 from citycache.write.deletes import invalidate
 from citycache.read.cities import CITIES_SQL
@@ -59,7 +59,10 @@ def city_queries(cur) -> int:
 def bench(sizes: Sizes) -> Figure:
     redis = redis_client(settings())
     rounds = []
-    with pg_conn(application_name="bench-storm") as conn, conn.cursor() as cur:
+    # The consistency sampler compares the refilled key at once, with a query of the same text: the figure
+    # counts the API's.
+    with pg_conn(application_name="bench-storm") as conn, conn.cursor() as cur, \
+            program_stopped("consistency_sampler"):
         cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         for _ in range(sizes.storm_rounds):
             invalidate(redis, [cache_key(CODE)])

@@ -18,16 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import ROOT, pg_conn, settings, wait_for
+from bench.common import ROOT, pg_conn, settings, supervisorctl, wait_for
 from citycache.write import replication
 
 MODES = ("notify", "logical")
-
-
-def _supervisorctl(*args: str) -> str:
-    exe = os.path.join(os.path.dirname(sys.executable), "supervisorctl")
-    return subprocess.run([exe, "-c", str(ROOT / "supervisord.conf"), *args], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT).stdout
 
 
 def _streaming(pid: int) -> bool:
@@ -64,7 +58,7 @@ def capture_mode(mode: str, extra_rules: list[str] = ()):
         return
     stack_rules = Path(settings().invalidation_rules)
     stack_rules = stack_rules if stack_rules.is_absolute() else ROOT / stack_rules
-    _supervisorctl("stop", "pg_listener")
+    supervisorctl("stop", "pg_listener")
     with tempfile.TemporaryDirectory(prefix="bench-modes-") as tmp:
         rules = Path(tmp) / "invalidation.toml"
         rules.write_text(stack_rules.read_text() + "\n" + "\n".join(extra_rules))
@@ -79,6 +73,6 @@ def capture_mode(mode: str, extra_rules: list[str] = ()):
         finally:
             listener.terminate()
             listener.wait(timeout=30)
-            _supervisorctl("start", "pg_listener")
+            supervisorctl("start", "pg_listener")
             if mode == "logical":
                 wait_for(_slot_gone, 60, "the notify listener to take over again")

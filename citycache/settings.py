@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # pg_listener reads the outbox at least this often without a NOTIFY: a safety net only, since
     # writers notify whenever it may be asleep (db/trigger.sql, citycache/write/wakeup.py).
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # The consistency sampler (workers/consistency_sampler.py): cached keys it compares with the database
+    # per second (each one a Redis GET and one read query; rechecks of a mismatch count too).
+    sampler_rate: float = Field(default=5.0, gt=0, le=1000)
+    # A mismatch that has not healed this long after the sampler first saw it is stale (nothing is on its
+    # way to fix it); one that heals sooner was late (an invalidation in flight).
+    sampler_stale_after_seconds: float = Field(default=10.0, gt=0, le=3600)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     # Which table's changes delete which cache keys (citycache/rules.py); relative to the working
     # directory (the clone, or the app's directory on a VM and in the image).

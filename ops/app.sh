@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The three app programs under supervisord, detached (for the test command and scripts):
+# The app programs under supervisord, detached (for the test command and scripts):
 #   ops/app.sh start|stop|status|running   (running: exit 0 when this clone's supervisord answers)
-# `start` returns when gunicorn, pg_listener and kafka_cleaner are RUNNING and the API answers.
+# `start` returns when gunicorn, pg_listener, kafka_cleaner and consistency_sampler are RUNNING and the API answers.
 # For day-to-day operation use supervisorctl from the clone: `supervisorctl status`.
 set -euo pipefail
 # shellcheck source=ops/env.sh
@@ -31,7 +31,7 @@ start() {
     fi
     sleep 0.5
   done
-  echo "app: web, pg_listener and kafka_cleaner RUNNING (logs: $LOG_DIR/<program>.log, supervisord's own: .run/app.log)"
+  echo "app: web, pg_listener, kafka_cleaner and consistency_sampler RUNNING (logs: $LOG_DIR/<program>.log, supervisord's own: .run/app.log)"
 }
 
 stop() {

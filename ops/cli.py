@@ -4,7 +4,7 @@
   upload-image    put a file into the image bucket
   invalidate      invalidate cache keys by hand (cities_BGR, or BGR for short), through Kafka like a database write
   check           compare every cached key of every resource with the database (exit 1 on a mismatch)
-  status          the pipeline: worker heartbeats, outbox backlog, consumer lag (exit 1 if unhealthy)
+  status          worker heartbeats (the sampler's too), outbox backlog, consumer lag (exit 1 if unhealthy)
   schema          install or uninstall the outbox and triggers on the rules' tables (--dry-run)
   doctor          check every setting and dependency as the programs use them (exit 1 on a failure)
 """
@@ -163,22 +163,25 @@ def cmd_check(settings: Settings, args) -> int:
 
 def status_lines(state) -> list[str]:
     """One aligned line per component: name, up/DOWN (or a figure), and a short reason."""
+    from citycache.runtime.heartbeat import WORKERS
+
+    width = max(len(name) for name in (*WORKERS, "consumer lag")) + 1
     lines = []
     for worker, up in state.workers_up().items():
         if up:
-            lines.append(f"{worker:14} {'up':7} heartbeat {state.workers[worker]:.1f} s ago")
+            lines.append(f"{worker:{width}} {'up':7} heartbeat {state.workers[worker]:.1f} s ago")
         else:
             reason = f"redis: {short_reason(state.workers_error)}" if state.workers is None else "no heartbeat"
-            lines.append(f"{worker:14} {'DOWN':7} {cut(reason)}")
+            lines.append(f"{worker:{width}} {'DOWN':7} {cut(reason)}")
     if state.outbox_backlog is None:
-        lines.append(f"{'outbox':14} {'unknown':7} {cut('postgres: ' + short_reason(state.outbox_error))}")
+        lines.append(f"{'outbox':{width}} {'unknown':7} {cut('postgres: ' + short_reason(state.outbox_error))}")
     else:
-        lines.append(f"{'outbox':14} {state.outbox_backlog:<7} row(s) waiting for Kafka")
+        lines.append(f"{'outbox':{width}} {state.outbox_backlog:<7} row(s) waiting for Kafka")
     if state.consumer_lag is None:
-        lines.append(f"{'consumer lag':14} {'unknown':7} {cut('kafka: ' + short_reason(state.lag_error))}")
+        lines.append(f"{'consumer lag':{width}} {'unknown':7} {cut('kafka: ' + short_reason(state.lag_error))}")
     else:
         parts = ", ".join(f"p{p}: {n}" for p, n in sorted(state.consumer_lag.items()))
-        lines.append(f"{'consumer lag':14} {state.total_lag:<7} message(s) ({parts})")
+        lines.append(f"{'consumer lag':{width}} {state.total_lag:<7} message(s) ({parts})")
     return lines
 
 

@@ -5,8 +5,8 @@
 
 3 Kafka brokers (KRaft, RF 3, min ISR 2) on 17100-17105, a Redis Cluster of 3 primaries and 3
 replicas on 17001-17006 (buses 17051-17056), a second plain Redis on 17020 fed by a second consumer
-group (the fan-out), two static-member cleaners, a pg_listener, and an API on 17080 (and one on
-17081 over the second Redis). The services come from ops/services.sh with a state dir of their own
+group (the fan-out), two static-member cleaners, a pg_listener, a consistency sampler, and an API on
+17080 (and one on 17081 over the second Redis). The services come from ops/services.sh with a state dir of their own
 (.run/cluster); Postgres is the stack's, with a database of its own (so its outbox and its NOTIFY
 channel are not the default stack's).
 """
@@ -79,6 +79,8 @@ PROGRAMS = {
     "cleaner-1": (["-m", "workers.kafka_cleaner"], {"KAFKA_GROUP_INSTANCE_ID": "cleaner-1"}),
     "cleaner-2": (["-m", "workers.kafka_cleaner"], {"KAFKA_GROUP_INSTANCE_ID": "cleaner-2"}),
     "fanout-cleaner": (["-m", "workers.kafka_cleaner"], {**FANOUT, "KAFKA_GROUP_INSTANCE_ID": "fanout-1"}),
+    # With REDIS_CLUSTER it walks every node's keys (a tracking connection would hear one node only).
+    "consistency_sampler": (["-m", "workers.consistency_sampler"], {}),
     # No control socket: the config's sits in .run/ and belongs to the default stack's gunicorn.
     "web": (["-m", "gunicorn", "--config", "web/gunicorn.conf.py", "--no-control-socket", "web:create_app()"], {}),
     "fanout-web": (["-m", "gunicorn", "--config", "web/gunicorn.conf.py", "--no-control-socket",

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-PROGRAMS = ("web", "pg_listener", "kafka_cleaner")
+PROGRAMS = ("web", "pg_listener", "kafka_cleaner", "consistency_sampler")
 
 
 @dataclass

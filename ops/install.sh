@@ -14,8 +14,9 @@ RUN_DEBS=(postgresql-15 postgresql-contrib redis-server redis-tools python3-venv
           procps iproute2 util-linux curl)
 # On top, for the tests only. chromium: the page test (tests/integration/test_page.py) renders GET /
 # headless and saves a screenshot; wrk: the benchmarks' smoke test (tests/integration/test_bench_smoke.py);
-# libjpeg-turbo-progs: djpeg decodes the served test.jpg (tests/integration/test_api_images.py).
-TEST_DEBS=(chromium wrk libjpeg-turbo-progs)
+# libjpeg-turbo-progs: djpeg decodes the served test.jpg (tests/integration/test_api_images.py);
+# prometheus (with promtool): the alert rules' tests (tests/unit/test_alert_rules.py, tests/faults/test_alerts.py).
+TEST_DEBS=(chromium wrk libjpeg-turbo-progs prometheus)
 # On top, for the benchmarks only: wrk drives figure 1 (pgbench comes with postgresql-15).
 BENCH_DEBS=(wrk)
 
@@ -93,6 +94,16 @@ stop_system_services() {
     systemctl disable --now postgresql redis-server >/dev/null 2>&1 || true
   elif [[ -x /etc/init.d/redis-server ]] && ls /etc/rc[2-5].d/S*redis-server >/dev/null 2>&1; then
     update-rc.d redis-server disable >/dev/null 2>&1 || true
+  fi
+  # Debian's prometheus (bin/test's) starts a system Prometheus on 9090; the tests start their own.
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  elif [[ -f /run/prometheus/prometheus.pid ]] && kill -0 "$(cat /run/prometheus/prometheus.pid)" 2>/dev/null; then
+    /etc/init.d/prometheus stop >/dev/null || true
+    say "stopped the system prometheus"
+  fi
+  if [[ ! -d /run/systemd/system && -x /etc/init.d/prometheus ]] && ls /etc/rc[2-5].d/S*prometheus >/dev/null 2>&1; then
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
   fi
 }
 

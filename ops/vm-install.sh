@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the app (the API and both workers under supervisord) on a VM whose Postgres, Redis, Kafka
-# and S3 store already run elsewhere; it starts none of them, nor the app:
+# Installs the app (the API, both workers and the consistency sampler under supervisord) on a VM
+# whose Postgres, Redis, Kafka and S3 store already run elsewhere; it starts none of them, nor the app:
 #   sudo DATABASE_URL=... REDIS_URL=... KAFKA_BOOTSTRAP_SERVERS=... S3_ENDPOINT=... \
 #       ops/vm-install.sh [--prefix /] [--user city-cache] [--python /usr/bin/python3]
 # Under PREFIX it makes
@@ -161,10 +161,10 @@ install_unit() {
   mkdir -p "$(dirname "$UNIT")"
   local next=$UNIT.next
   cat >"$next" <<EOF
-# city-cache: the API (gunicorn) and the invalidation workers (pg_listener, kafka_cleaner) under
-# supervisord, as $SERVICE_USER. Made by ops/vm-install.sh; settings in $ENV_FILE.
+# city-cache: the API (gunicorn), the invalidation workers (pg_listener, kafka_cleaner) and the
+# consistency sampler under supervisord, as $SERVICE_USER. Made by ops/vm-install.sh; settings in $ENV_FILE.
 [Unit]
-Description=city-cache API and cache invalidation workers (supervisord)
+Description=city-cache API, cache invalidation workers and consistency sampler (supervisord)
 Documentation=file://$APP/.env.example
 After=network-online.target
 Wants=network-online.target

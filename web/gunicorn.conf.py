@@ -41,6 +41,13 @@ def on_starting(server) -> None:
     metrics.remove_dead_files(_sample_dir)
 
 
+def post_worker_init(worker) -> None:
+    """Each worker snapshots the invalidation figures the page draws (web/trends.py)."""
+    from web import trends
+
+    trends.start()
+
+
 def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 

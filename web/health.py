@@ -1,8 +1,9 @@
 """GET /health (readiness): dependencies, worker heartbeats, backlog and lag; GET /health/live.
 
-/health is 200 when Postgres, Redis, Kafka and S3 answer and both workers beat; 503 otherwise, with
-the failing parts named in `failing`. Outbox backlog and consumer lag are reported (null when they
-cannot be read) but do not fail readiness: a backlog drains, and the API still serves correct data.
+/health is 200 when Postgres, Redis, Kafka and S3 answer and every worker beats (pg_listener,
+kafka_cleaner, consistency_sampler); 503 otherwise, with the failing parts named in `failing`. Outbox
+backlog and consumer lag are reported (null when they cannot be read) but do not fail readiness: a
+backlog drains, and the API still serves correct data.
 So is logical mode's replication slot (`replication_slot`: retained WAL, `warning` past the threshold).
 """
 from __future__ import annotations
@@ -60,6 +61,22 @@ def _workers(state: pipeline.PipelineState) -> dict:
             {"status": "down", "error": f"no heartbeat for {heartbeat.TTL_SECONDS} s"} for w, age in state.workers.items()}
 
 
+def run_checks(r: Resources):
+    """Start every dependency's check at once; the function returned waits for their results."""
+    futures = {name: _pool.submit(_timed, check, r) for name, check in CHECKS.items()}
+
+    def results() -> dict[str, dict]:
+        checks = {}
+        for name, future in futures.items():
+            try:
+                checks[name] = future.result(timeout=CHECK_TIMEOUT_S + 2)
+            except TimeoutError:
+                checks[name] = {"status": "down", "error": "check timed out"}
+        return checks
+
+    return results
+
+
 @bp.get("/health/live")
 def live():
     """The process answers; nothing else is checked (a liveness probe must not fail on a dependency)."""
@@ -69,15 +86,10 @@ def live():
 @bp.get("/health")
 def health():
     r = get_resources()
-    futures = {name: _pool.submit(_timed, check, r) for name, check in CHECKS.items()}
+    checked = run_checks(r)
     state = pipeline.snapshot(r.settings, query=r.query, cache=r.cache.redis, admin=r.kafka,
                               timeout=CHECK_TIMEOUT_S + 2)
-    checks = {}
-    for name, future in futures.items():
-        try:
-            checks[name] = future.result(timeout=CHECK_TIMEOUT_S + 2)
-        except TimeoutError:
-            checks[name] = {"status": "down", "error": "check timed out"}
+    checks = checked()
     workers = _workers(state)
     failing = [name for name, c in checks.items() if c["status"] != "up"]
     failing += [name for name, w in workers.items() if w["status"] != "up"]

@@ -1,4 +1,5 @@
-"""GET /metrics: the samples of every process (multiprocess mode) plus the pipeline's state right now."""
+"""GET /metrics: the samples of every process (multiprocess mode) plus the pipeline's and the dependencies'
+state right now (what /health reads, as gauges the alert rules in ops/prometheus/ use)."""
 from __future__ import annotations
 
 import functools
@@ -11,6 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from citycache import pipeline
 from citycache.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS, directory
+from web import health
 from web.resources import get_resources
 
 log = logging.getLogger(__name__)
@@ -18,14 +20,20 @@ bp = Blueprint("metrics", __name__)
 
 
 class PipelineCollector:
-    """Outbox backlog, consumer lag and heartbeat ages, read at scrape time (a failed read is left out)."""
+    """Dependencies up, outbox backlog, consumer lag, heartbeats, read at scrape time (a failed read is left out)."""
 
     def __init__(self, resources) -> None:
         self.resources = resources
 
     def collect(self):
         r = self.resources
+        checked = health.run_checks(r)  # the dependencies' checks run beside the pipeline's reads
         state = pipeline.snapshot(r.settings, query=r.query, cache=r.cache.redis, admin=r.kafka)
+        up = GaugeMetricFamily("citycache_dependency_up", "1 when the dependency answers its /health check, else 0",
+                               labels=["dependency"])
+        for name, check in checked().items():
+            up.add_metric([name], 1 if check["status"] == "up" else 0)
+        yield up
         for name, documentation, value, error in (
                 ("citycache_outbox_backlog", "Outbox rows waiting for Kafka", state.outbox_backlog, state.outbox_error),
                 ("citycache_consumer_lag", "Messages the cleaners' group has not committed", state.total_lag,
@@ -49,6 +57,12 @@ class PipelineCollector:
             if age is not None:
                 ages.add_metric([worker], age)
         yield ages
+        alive = GaugeMetricFamily("citycache_worker_up", "1 while a worker's heartbeat key lives, 0 when none does "
+                                  "(absent: heartbeats unreadable, Redis is down)", labels=["worker"])
+        if state.workers is not None:
+            for worker, up in state.workers_up().items():
+                alive.add_metric([worker], 1 if up else 0)
+        yield alive
 
 
 @bp.get("/metrics")

@@ -1,5 +1,6 @@
 """GET /: the page for people: a country picker, that country (capital, continent, languages) and its
-cities, each with its source and age, and the images in the bucket. Server-rendered
+cities, each with its source and age, the images in the bucket, and the last minutes of invalidation
+(the sampler's consistency and the commit->DEL latency, web/trends.py). Server-rendered
 (templates/page.html), no script, no build step."""
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from citycache.read.cities import CITIES
 from citycache.read.codes import BadCode, normalize_code
 from citycache.read.countries import COUNTRIES
 from citycache.read.resource import Resource
+from web import trends
 from web.cached import read
 from web.resources import Resources, get_resources
 
@@ -68,6 +70,7 @@ def page():
     raw = request.args.get("country", DEFAULT_COUNTRY)
     context = {"countries": countries(r), "country": None, "cities": [], "error": None}
     context["images"], context["images_error"] = images(r)
+    context["trends"], context["step"] = trends.get().panel(), trends.STEP_SECONDS
     status = 200
     try:
         code = normalize_code(raw)

@@ -1,4 +1,5 @@
-"""Feeds a near cache with Redis' invalidations (server-assisted client-side caching, Redis >= 6).
+"""Feeds a near cache with Redis' invalidations (server-assisted client-side caching, Redis >= 6); the
+consistency sampler hears which keys just changed through the same kind of connection (`Pushes`).
 
 One connection per process does it all, RESP2: it asks for its own id, turns tracking on in
 broadcast mode for every rule's prefix (`Rules.tracking_prefixes`: where one starts another, the
@@ -26,6 +27,71 @@ log = logging.getLogger(__name__)
 CHANNEL = b"__redis__:invalidate"
 # The name this connection shows in CLIENT LIST (the pid tells the gunicorn workers apart).
 NAME_PREFIX = "citycache-near-"
+
+
+class Pushes:
+    """One RESP2 connection with broadcast tracking of `prefixes`, redirected to itself, subscribed to the pushes.
+
+    poll() returns what Redis pushed meanwhile: each push a list of key names, or None for a flush of the
+    whole database. A PING every `ping_seconds` must be answered within `timeout`: a connection that went
+    silent (a partition, a frozen server) counts as lost, not only one that was closed.
+    """
+
+    def __init__(self, redis_url: str, prefixes: tuple[str, ...], name: str, *, timeout: float = 2.0,
+                 ping_seconds: float = 1.0) -> None:
+        self.redis_url, self.prefixes, self.name = redis_url, prefixes, name
+        self.timeout, self.ping_seconds = timeout, ping_seconds
+        self.client_id: int | None = None
+        self._conn: redis.Connection | None = None
+        self._pinged_at: float | None = None
+        self._next_ping = 0.0
+
+    def open(self) -> Pushes:
+        # RESP2: the invalidations arrive as ordinary pub/sub messages on this connection.
+        client = redis.Redis.from_url(self.redis_url, protocol=2, socket_timeout=self.timeout,
+                                      socket_connect_timeout=self.timeout)
+        conn = self._conn = client.connection_pool.make_connection()
+        conn.connect()
+        self.client_id = int(self._call("CLIENT", "ID"))
+        self._call("CLIENT", "SETNAME", self.name)
+        prefixes = [word for prefix in self.prefixes for word in ("PREFIX", prefix)]
+        self._call("CLIENT", "TRACKING", "ON", "REDIRECT", self.client_id, "BCAST", *prefixes)
+        conn.send_command("SUBSCRIBE", CHANNEL)
+        reply = conn.read_response()
+        if not (isinstance(reply, list) and reply[0] == b"subscribe"):
+            raise redis.ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r}")
+        self._pinged_at, self._next_ping = None, time.monotonic() + self.ping_seconds
+        return self
+
+    def _call(self, *args):
+        self._conn.send_command(*args)
+        return self._conn.read_response()
+
+    def poll(self, wait: float) -> list[list[str] | None]:
+        """The pushes that arrive within `wait` seconds (all that are waiting, once one came)."""
+        conn, now = self._conn, time.monotonic()
+        if self._pinged_at is None and now >= self._next_ping:
+            conn.send_command("PING")
+            self._pinged_at = now
+        if self._pinged_at is not None and now - self._pinged_at > self.timeout:
+            raise redis.TimeoutError("no answer to PING on the tracking connection")
+        pushes = []
+        ready = conn.can_read(timeout=wait)
+        while ready:
+            message = conn.read_response()
+            kind = message[0]
+            if kind == b"message" and message[1] == CHANNEL:
+                keys = message[2]
+                pushes.append(None if keys is None else [k.decode() for k in keys])
+            elif kind == b"pong":
+                self._pinged_at, self._next_ping = None, time.monotonic() + self.ping_seconds
+            ready = conn.can_read(timeout=0)
+        return pushes
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.disconnect()
+            self._conn = None
 
 
 class InvalidationListener:
@@ -66,63 +132,23 @@ class InvalidationListener:
     def _run(self) -> None:
         pause = self.retry_min
         while not self._stop.is_set():
-            conn = None
+            pushes = Pushes(self.redis_url, self.prefixes, f"{NAME_PREFIX}{os.getpid()}", timeout=self.timeout,
+                            ping_seconds=self.ping_seconds)
             try:
-                conn = self._connect()
+                pushes.open()
+                self.client_id = pushes.client_id
                 self.near.connected()
                 log.info("near cache tracking on", extra={"client_id": self.client_id})
                 pause = self.retry_min
-                self._listen(conn)
+                while not self._stop.is_set():
+                    for keys in pushes.poll(0.2):
+                        self.near.invalidate(keys)
             except (redis.RedisError, OSError) as exc:
                 log.warning("near cache tracking lost, cache flushed and bypassed",
                             extra={"error": f"{type(exc).__name__}: {exc}", "retry_s": pause})
             finally:
                 self.near.lost()
                 metrics.NEAR_LOST.inc()
-                if conn is not None:
-                    conn.disconnect()
+                pushes.close()
             self._stop.wait(pause)
             pause = min(pause * 2, self.retry_max)
-
-    def _connect(self) -> redis.Connection:
-        # RESP2: the invalidations arrive as ordinary pub/sub messages on this connection.
-        client = redis.Redis.from_url(self.redis_url, protocol=2, socket_timeout=self.timeout,
-                                      socket_connect_timeout=self.timeout)
-        conn = client.connection_pool.make_connection()
-        conn.connect()
-        self.client_id = int(self._call(conn, "CLIENT", "ID"))
-        self._call(conn, "CLIENT", "SETNAME", f"{NAME_PREFIX}{os.getpid()}")
-        prefixes = [word for prefix in self.prefixes for word in ("PREFIX", prefix)]
-        self._call(conn, "CLIENT", "TRACKING", "ON", "REDIRECT", self.client_id, "BCAST", *prefixes)
-        conn.send_command("SUBSCRIBE", CHANNEL)
-        reply = conn.read_response()
-        if not (isinstance(reply, list) and reply[0] == b"subscribe"):
-            raise redis.ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r}")
-        return conn
-
-    @staticmethod
-    def _call(conn: redis.Connection, *args):
-        conn.send_command(*args)
-        return conn.read_response()
-
-    def _listen(self, conn: redis.Connection) -> None:
-        # A PING each second that must be answered within `timeout`: a connection that went silent
-        # (a partition, a frozen server) counts as lost, not only one that was closed.
-        pinged_at: float | None = None
-        next_ping = time.monotonic() + self.ping_seconds
-        while not self._stop.is_set():
-            now = time.monotonic()
-            if pinged_at is None and now >= next_ping:
-                conn.send_command("PING")
-                pinged_at = now
-            if pinged_at is not None and now - pinged_at > self.timeout:
-                raise redis.TimeoutError("no answer to PING on the tracking connection")
-            if not conn.can_read(timeout=0.2):
-                continue
-            message = conn.read_response()
-            kind = message[0]
-            if kind == b"message" and message[1] == CHANNEL:
-                keys = message[2]
-                self.near.invalidate(None if keys is None else [k.decode() for k in keys])
-            elif kind == b"pong":
-                pinged_at, next_ping = None, time.monotonic() + self.ping_seconds

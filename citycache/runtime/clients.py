@@ -27,12 +27,14 @@ def pg_connect(settings: Settings, *, autocommit: bool = False, application_name
     return conn
 
 
-def redis_client(settings: Settings, *, timeout: float = 2.0, url: str | None = None) -> redis.Redis:
-    """The cache; a RedisCluster (same commands, routed by slot) when REDIS_CLUSTER is set."""
+def redis_client(settings: Settings, *, timeout: float = 2.0, url: str | None = None,
+                 name: str | None = None) -> redis.Redis:
+    """The cache; a RedisCluster (same commands, routed by slot) when REDIS_CLUSTER is set. `name`: what its
+    connections are called in CLIENT LIST."""
     kind = RedisCluster if settings.redis_cluster else redis.Redis
     return kind.from_url(
         url or settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
-        health_check_interval=30,
+        health_check_interval=30, client_name=name,
     )
 
 

@@ -21,7 +21,7 @@ from citycache.runtime import timing
 
 log = logging.getLogger(__name__)
 
-WORKERS = ("pg_listener", "kafka_cleaner")
+WORKERS = ("pg_listener", "kafka_cleaner", "consistency_sampler")
 KEY_PREFIX = "heartbeat:"
 TTL_SECONDS = timing.HEARTBEAT_TTL_SECONDS
 BEAT_SECONDS = timing.BEAT_SECONDS

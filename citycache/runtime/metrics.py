@@ -129,6 +129,17 @@ BAD_EVENTS = Counter("citycache_bad_events_skipped_total", "Malformed events log
 COMMIT_TO_DEL = Histogram("citycache_commit_to_delete_seconds",
                           "From the database commit to the Redis DEL of its key", buckets=LATENCY_BUCKETS)
 
+# The consistency sampler (workers/consistency_sampler.py).
+SAMPLE_RESULTS = ("consistent", "late", "stale")
+CONSISTENCY_SAMPLES = Counter("citycache_consistency_samples_total",
+                              "Cached keys the sampler compared with the database: consistent, late (a mismatch "
+                              "that healed within SAMPLER_STALE_AFTER_SECONDS) or stale", ["resource", "result"])
+# From the sampler's first sight of a mismatch to its heal; a stale one is observed when declared.
+INCONSISTENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+INCONSISTENCY_SECONDS = Histogram("citycache_inconsistency_seconds",
+                                  "How long a mismatch the sampler found lived: until it healed, or until it was "
+                                  "declared stale", ["resource"], buckets=INCONSISTENCY_BUCKETS)
+
 _SAMPLE_FILE = re.compile(r".*_(\d+)\.db")
 
 

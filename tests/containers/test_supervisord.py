@@ -17,7 +17,7 @@ from tests.containers.helpers import (ROOT, command_args, conf_in_image, env_of,
                                       option, programs, run_commands, services, workdir)
 
 # Programs supervisord.conf must run (DESIGN.md, section 1).
-PROGRAMS = {"web", "pg_listener", "kafka_cleaner"}
+PROGRAMS = {"web", "pg_listener", "kafka_cleaner", "consistency_sampler"}
 
 
 def code_of(command: list[str]) -> ModuleFinder:
@@ -79,7 +79,7 @@ def test_the_image_has_the_code_and_packages_each_program_imports(name):
 
 def test_supervisord_waits_longer_than_each_programs_own_graceful_stop(tmp_path):
     assert programs()["web"].stopwaitsecs > float(gunicorn_config("graceful_timeout", {}, tmp_path))
-    for name in ("pg_listener", "kafka_cleaner"):  # a stop can sit out one blocking Kafka call
+    for name in ("pg_listener", "kafka_cleaner", "consistency_sampler"):  # a stop can sit out one blocking call
         assert programs()[name].stopwaitsecs > timing.LONGEST_STOP_SECONDS, name
 
 

@@ -13,7 +13,8 @@ from citycache.runtime.clients import kafka_admin
 from tests.support import Spawned
 
 
-@pytest.mark.parametrize("worker, ready", [("pg_listener", "listening"), ("kafka_cleaner", "partitions assigned")])
+@pytest.mark.parametrize("worker, ready", [("pg_listener", "listening"), ("kafka_cleaner", "partitions assigned"),
+                                           ("consistency_sampler", "sampling")])
 def test_sigterm_ends_a_worker_within_5_seconds(worker, ready, settings):
     env = dict(os.environ, KAFKA_CONSUMER_GROUP="sigterm-test")  # keep the real group undisturbed
     process = Spawned([sys.executable, "-m", f"workers.{worker}"], env=env)

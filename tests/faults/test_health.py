@@ -72,6 +72,16 @@ def test_a_stopped_kafka_cleaner_is_named_and_its_lag_shows(base_url, db, test_c
                 timeout=30, message="/health 200 with no consumer lag")
 
 
+def test_a_stopped_consistency_sampler_is_named(base_url):
+    stop_program("consistency_sampler")
+    try:
+        status, body = health(base_url)  # a clean stop deletes the heartbeat at once
+        assert status == 503 and body["failing"] == ["consistency_sampler"]
+    finally:
+        start_program("consistency_sampler")
+    health_when(base_url, lambda status, body: status == 200, timeout=20, message="/health 200 again")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("service", DEPENDENCIES)
 def test_one_service_down_is_503_naming_it(base_url, service, pipeline_flows):

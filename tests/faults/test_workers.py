@@ -8,7 +8,7 @@ from citycache import events
 from citycache.read.cities import key as cache_key
 from tests.support import start_program, stop_program, supervisorctl, wait_until
 
-PROGRAMS = ("web", "pg_listener", "kafka_cleaner")
+PROGRAMS = ("web", "pg_listener", "kafka_cleaner", "consistency_sampler")
 
 
 def program_states():
@@ -16,11 +16,11 @@ def program_states():
     return {line.split()[0]: line.split()[1] for line in lines if line.strip()}
 
 
-def test_supervisorctl_lists_the_three_programs_running(base_url):
+def test_supervisorctl_lists_the_programs_running(base_url):
     assert program_states() == dict.fromkeys(PROGRAMS, "RUNNING")
 
 
-@pytest.mark.parametrize("program", ["pg_listener", "kafka_cleaner"])
+@pytest.mark.parametrize("program", ["pg_listener", "kafka_cleaner", "consistency_sampler"])
 def test_stop_is_clean_and_quick_then_start_works(base_url, program, app_log):
     started = time.monotonic()
     result = supervisorctl("stop", program)

@@ -122,10 +122,11 @@ def test_check_reports_a_planted_mismatch(base_url, http, redis, test_cities):
 def test_status_shows_heartbeats_backlog_and_lag(base_url):
     result = cli("status")
     assert result.returncode == 0, result.stdout + result.stderr
-    for word in ("pg_listener", "kafka_cleaner", "outbox", "consumer lag"):
+    for word in ("pg_listener", "kafka_cleaner", "consistency_sampler", "outbox", "consumer lag"):
         assert word in result.stdout
     state = json.loads(cli("status", "--json").stdout)
-    assert state["healthy"] and state["outbox_backlog"] >= 0 and set(state["workers"]) == {"pg_listener", "kafka_cleaner"}
+    assert state["healthy"] and state["outbox_backlog"] >= 0 and set(state["workers"]) == {"pg_listener", "kafka_cleaner",
+                                                                                            "consistency_sampler"}
 
 
 def test_status_exits_1_naming_a_stopped_worker(base_url):

@@ -29,7 +29,8 @@ def test_a_healthy_stack_passes_every_check_in_text_and_json(base_url):
     names = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("ok")}
     assert {"settings", "rules", "postgres", "rules.tables", "postgres.triggers", "kafka", "kafka.topic",
             "kafka.consumer_group", "redis", "redis.writes", "s3", "s3.bucket", "supervisord",
-            "supervisord.web", "supervisord.pg_listener", "supervisord.kafka_cleaner", "web.http"} <= names
+            "supervisord.web", "supervisord.pg_listener", "supervisord.kafka_cleaner",
+            "supervisord.consistency_sampler", "web.http"} <= names
     report = json.loads(doctor("--json").stdout)
     assert report["ok"] is True and {c["name"] for c in report["checks"]} >= names
     assert all(check["ok"] and check["fix"] == "" for check in report["checks"])

@@ -30,7 +30,7 @@ SHOP_RULE = """
 table = "test_shop"
 keys = ["shop_{id}", "shops_in_{city_id}"]
 """
-PROGRAMS = ("web", "pg_listener", "kafka_cleaner")
+PROGRAMS = ("web", "pg_listener", "kafka_cleaner", "consistency_sampler")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -149,6 +149,7 @@ BAD_RULES = {
 PROGRAM_COMMANDS = {
     "pg_listener": [sys.executable, "-m", "workers.pg_listener"],
     "kafka_cleaner": [sys.executable, "-m", "workers.kafka_cleaner"],
+    "consistency_sampler": [sys.executable, "-m", "workers.consistency_sampler"],
     "web": [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "--config", "web/gunicorn.conf.py",
             "--bind", "127.0.0.1:18556", "web:create_app()"],
 }
@@ -185,14 +186,14 @@ def test_doctor_and_schema_install_name_a_bad_rule(shop, shipped_rules, tmp_path
     assert install.returncode == 2 and says in install.stderr and not install.stdout, install.stdout + install.stderr
 
 
-def test_a_bad_rule_under_supervisord_is_fatal_for_all_three_and_the_fix_brings_them_back(shop, shipped_rules,
+def test_a_bad_rule_under_supervisord_is_fatal_for_every_program_and_the_fix_brings_them_back(shop, shipped_rules,
                                                                                         settings):
     text, says = BAD_RULES["a column that does not exist"]
     RULES.write_text(shipped_rules + text)
     try:
         restart_all()  # returns once each program is RUNNING or has given up
         wait_until(lambda: all(program_state(program) == "FATAL" for program in PROGRAMS), timeout=90,
-                   message="all three programs to be FATAL (not restarting)", interval=0.5)
+                   message="every program to be FATAL (not restarting)", interval=0.5)
         for program in PROGRAMS:
             log = (ROOT / settings.log_dir / f"{program}.log").read_text(errors="replace")
             assert says in log.splitlines()[-1], f"{program}: {log.splitlines()[-3:]}"
@@ -200,4 +201,4 @@ def test_a_bad_rule_under_supervisord_is_fatal_for_all_three_and_the_fix_brings_
     finally:
         RULES.write_text(shipped_rules + SHOP_RULE)
         supervisorctl("start", "all", check=False)
-    wait_until(running, timeout=60, message="the three programs to start again with the rule fixed")
+    wait_until(running, timeout=60, message="every program to start again with the rule fixed")

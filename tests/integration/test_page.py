@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 
 ARTIFACTS = ROOT / "artifacts"
 
@@ -61,3 +61,29 @@ def test_a_bad_or_unknown_country_is_said_on_the_page(base_url, http, country, s
     response = http.get(f"{base_url}/?country={country}")
     assert response.status_code == status and message in response.text
     assert "<select" in response.text  # the picker stays usable
+
+
+def test_chromium_draws_the_last_minutes_of_consistency_and_commit_to_delete_latency(base_url, http, test_cities,
+                                                                                       tmp_path):
+    """The panel the consistency sampler and kafka_cleaner feed: figures and a sparkline each, server-rendered."""
+    test_cities("QQB", ("Beta", 1))  # an invalidation: a commit->DEL latency in the window
+    http.get(f"{base_url}/cities/QQB")  # a cached key for the sampler to compare
+
+    def drawn(text: str) -> bool:
+        line = re.search(r'<svg id="consistency-line"[^>]*>(.*?)</svg>', text)
+        return bool(line and "<polyline" in line.group(1) and re.search(r'id="consistency">\d+\.\d+ %', text)
+                    and re.search(r'id="latency">(≥ )?[\d.]+ m?s<', text))
+
+    # Each gunicorn process keeps its own snapshots: new connections until both draw it, a few times over.
+    wait_until(lambda: all(drawn(http.get(f"{base_url}/?country=QQB", headers={"Connection": "close"}).text)
+                           for _ in range(4)), timeout=40, interval=1, message="the panel drawn by every process")
+    dom = chromium(tmp_path, "--dump-dom", f"{base_url}/?country=QQB").stdout
+    assert drawn(dom), dom[-3000:]
+    shot = ARTIFACTS / "page-invalidation.png"  # the README's picture, docs/page.png
+    shot.unlink(missing_ok=True)
+    chromium(tmp_path, f"--screenshot={shot}", f"{base_url}/?country=BGR")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    points = re.search(r'<svg id="consistency-line"[^>]*><polyline points="([^"]+)"', dom).group(1).split()
+    assert len(points) >= 2 and all(0 <= float(x) <= 240 and 0 <= float(y) <= 36 for x, y in
+                                    (p.split(",") for p in points))
+    assert re.search(r'id="stale">\d+</span>', dom)

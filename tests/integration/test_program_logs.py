@@ -38,7 +38,7 @@ def test_supervisorctl_tail_follows_the_web_log_live(base_url, http):
 
 def test_every_program_has_its_own_log_file(settings, base_url):
     """Not one stream for all: `tail pg_listener` shows pg_listener's lines and nobody else's."""
-    programs = ("web", "pg_listener", "kafka_cleaner")
+    programs = ("web", "pg_listener", "kafka_cleaner", "consistency_sampler")
     for program in programs:
         tail = supervisorctl("tail", "-20000", program).stdout
         assert f'"component": "{program}"' in tail, f"{program}: {tail[-500:]!r}"

@@ -90,8 +90,8 @@ def running(installed):
 
     try:
         wait_until(healthy, timeout=90, message=f"the installed app at {url}/health", interval=0.5)
-        # web answers before supervisord counts it RUNNING (startsecs): wait for all three.
-        wait_until(lambda: ctl(prefix, "status").stdout.count("RUNNING") == 3, timeout=30,
+        # web answers before supervisord counts it RUNNING (startsecs): wait for all four.
+        wait_until(lambda: ctl(prefix, "status").stdout.count("RUNNING") == 4, timeout=30,
                    message="the installed programs RUNNING", interval=0.2)
         yield prefix, url, supervisord
     finally:
@@ -159,6 +159,7 @@ def test_the_installed_app_serves_and_runs_as_the_user(running, http):
         assert uid == int(subprocess.check_output(["id", "-u", USER])), pid
     assert "RUNNING" in ctl(prefix, "status", "pg_listener").stdout
     assert "RUNNING" in ctl(prefix, "status", "kafka_cleaner").stdout
+    assert "RUNNING" in ctl(prefix, "status", "consistency_sampler").stdout
 
 
 def test_the_installed_logs_are_files_supervisorctl_tail_reads(running, http):

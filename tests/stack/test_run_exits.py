@@ -158,10 +158,10 @@ def test_cli_status_with_everything_down_is_one_aligned_line_per_component(clone
     result = clone.run("bin/cli", "status", timeout=120)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    rows = [re.fullmatch(r"(pg_listener|kafka_cleaner|outbox|consumer lag) +(up|DOWN|unknown|\d+) +(\S.*)", line)
-            for line in lines]
-    assert all(rows) and [row[1] for row in rows] == ["pg_listener", "kafka_cleaner", "outbox", "consumer lag"], \
-        result.stdout
+    rows = [re.fullmatch(r"(pg_listener|kafka_cleaner|consistency_sampler|outbox|consumer lag) +(up|DOWN|unknown|\d+)"
+                         r" +(\S.*)", line) for line in lines]
+    assert all(rows) and [row[1] for row in rows] == ["pg_listener", "kafka_cleaner", "consistency_sampler", "outbox",
+                                                      "consumer lag"], result.stdout
     assert len({row.start(2) for row in rows}) == 1 and len({row.start(3) for row in rows}) == 1, result.stdout
     assert all(len(line) <= 100 for line in lines), result.stdout
 

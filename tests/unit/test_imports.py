@@ -6,7 +6,8 @@ import sys
 
 from tests.support import ROOT
 
-MODULES = ["citycache.runtime.metrics", "workers.pg_listener", "workers.kafka_cleaner", "web", "web.metrics",
+MODULES = ["citycache.runtime.metrics", "workers.pg_listener", "workers.kafka_cleaner",
+           "workers.consistency_sampler", "web", "web.metrics",
            "web.resources", "ops.cli", "citycache.pipeline"]
 PROBE = f"""
 import json, os, sys

@@ -12,6 +12,7 @@ GUNICORN = [str(Path(sys.executable).parent / "gunicorn"), "--check-config", "--
 PROGRAMS = {
     "pg_listener": [sys.executable, "-m", "workers.pg_listener"],
     "kafka_cleaner": [sys.executable, "-m", "workers.kafka_cleaner"],
+    "consistency_sampler": [sys.executable, "-m", "workers.consistency_sampler"],
     "web": GUNICORN,
     "cli": [sys.executable, "-m", "ops.cli", "status"],
 }

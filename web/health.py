@@ -1,7 +1,9 @@
 """GET /health (readiness): dependencies, worker heartbeats, backlog and lag; GET /health/live.
 
-/health is 200 when Postgres, Redis, Kafka and S3 answer and every worker beats (pg_listener,
-kafka_cleaner, consistency_sampler); 503 otherwise, with the failing parts named in `failing`. Outbox
+/health is 200 when Postgres, Redis, Kafka and S3 answer and both invalidating workers beat
+(pg_listener, kafka_cleaner); 503 otherwise, with the failing parts named in `failing`. The
+consistency_sampler's heartbeat is reported under `workers` too, but a stopped sampler does not fail
+readiness: the API still serves correct data (its alert, CityCacheWorkerDown, says it). Outbox
 backlog and consumer lag are reported (null when they cannot be read) but do not fail readiness: a
 backlog drains, and the API still serves correct data.
 So is logical mode's replication slot (`replication_slot`: retained WAL, `warning` past the threshold).
@@ -92,7 +94,8 @@ def health():
     checks = checked()
     workers = _workers(state)
     failing = [name for name, c in checks.items() if c["status"] != "up"]
-    failing += [name for name, w in workers.items() if w["status"] != "up"]
+    failing += [name for name, w in workers.items()
+                if w["status"] != "up" and name in heartbeat.INVALIDATING_WORKERS]
     response = jsonify(status="down" if failing else "up", failing=failing, checks=checks, workers=workers,
                        outbox_backlog=state.outbox_backlog, consumer_lag=state.total_lag,
                        replication_slot=state.replication_slot)

@@ -22,6 +22,9 @@ from citycache.runtime import timing
 log = logging.getLogger(__name__)
 
 WORKERS = ("pg_listener", "kafka_cleaner", "consistency_sampler")
+# Without these no invalidation reaches Redis, so /health (readiness) fails on them. The sampler only
+# measures: its absence is reported (and alerted on), never a reason to take the API out of service.
+INVALIDATING_WORKERS = ("pg_listener", "kafka_cleaner")
 KEY_PREFIX = "heartbeat:"
 TTL_SECONDS = timing.HEARTBEAT_TTL_SECONDS
 BEAT_SECONDS = timing.BEAT_SECONDS

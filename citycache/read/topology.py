@@ -84,22 +84,20 @@ def connection(url: str, address: str = "", *, timeout: float) -> redis.Connecti
 
 
 class ClusterTopology:
-    """Reads the view from one node (the URL's first, then any node of the last view that answers)."""
+    """Reads the view from one node: while connected, the same one (so that two reads compare); else
+    the one that answered last, the URL's, then any node of the last view."""
 
     def __init__(self, url: str, *, timeout: float):
         self.url, self.timeout = url, timeout
         self.seeds: list[str] = []
+        self.address = ""
         self.conn: redis.Connection | None = None
 
     def read(self) -> View:
-        """The view, from the node that answered last time if it still does."""
         if self.conn is not None:
-            try:
-                return self._ask(self.conn)
-            except (redis.RedisError, OSError):
-                self.close()
+            return self._ask(self.conn)
         errors = []
-        for address in ["", *self.seeds]:
+        for address in dict.fromkeys([self.address, "", *self.seeds]):
             conn = connection(self.url, address, timeout=self.timeout)
             try:
                 conn.connect()
@@ -108,7 +106,7 @@ class ClusterTopology:
                 conn.disconnect()
                 errors.append(f"{address or 'REDIS_URL'}: {exc}")
                 continue
-            self.conn, self.seeds = conn, view.addresses
+            self.conn, self.address, self.seeds = conn, address, view.addresses
             return view
         raise TopologyChanged(f"no node answered CLUSTER NODES ({'; '.join(errors)})")
 
@@ -118,6 +116,7 @@ class ClusterTopology:
         return parse_cluster_nodes(conn.read_response())
 
     def close(self) -> None:
+        """After each round of tracking: a question the watch left unanswered must not answer the next."""
         if self.conn is not None:
             self.conn.disconnect()
             self.conn = None

@@ -41,17 +41,21 @@ class TrackedNode:
     def __init__(self, url: str, node: Node, prefixes: tuple[str, ...], *, ping_seconds: float, timeout: float):
         self.node, self.ping_seconds, self.timeout = node, ping_seconds, timeout
         self.conn = connection(url, node.address, timeout=timeout)
-        self.conn.connect()
-        if node.node_id and self._call("CLUSTER", "MYID").decode() != node.node_id:
-            raise TopologyChanged(f"{node.address} is no longer node {node.node_id}")
-        self.client_id = int(self._call("CLIENT", "ID"))
-        self._call("CLIENT", "SETNAME", f"{NAME_PREFIX}{os.getpid()}")
-        words = [word for prefix in prefixes for word in ("PREFIX", prefix)]
-        self._call("CLIENT", "TRACKING", "ON", "REDIRECT", self.client_id, "BCAST", *words)
-        self.conn.send_command("SUBSCRIBE", CHANNEL)
-        reply = self.conn.read_response()
-        if not (isinstance(reply, list) and reply[0] == b"subscribe"):
-            raise redis.ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r}")
+        try:
+            self.conn.connect()
+            if node.node_id and self._call("CLUSTER", "MYID").decode() != node.node_id:
+                raise TopologyChanged(f"{node.address} is no longer node {node.node_id}")
+            self.client_id = int(self._call("CLIENT", "ID"))
+            self._call("CLIENT", "SETNAME", f"{NAME_PREFIX}{os.getpid()}")
+            words = [word for prefix in prefixes for word in ("PREFIX", prefix)]
+            self._call("CLIENT", "TRACKING", "ON", "REDIRECT", self.client_id, "BCAST", *words)
+            self.conn.send_command("SUBSCRIBE", CHANNEL)
+            reply = self.conn.read_response()
+            if not (isinstance(reply, list) and reply[0] == b"subscribe"):
+                raise redis.ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r}")
+        except BaseException:
+            self.conn.disconnect()
+            raise
         self.pinged_at: float | None = None
         self.next_ping = time.monotonic() + ping_seconds
 
@@ -157,10 +161,10 @@ class InvalidationListener:
                 metrics.NEAR_LOST.inc()
                 for node in nodes:
                     node.close()
+                if self.topology is not None:
+                    self.topology.close()
             self._stop.wait(pause)
             pause = min(pause * 2, self.retry_max)
-        if self.topology is not None:
-            self.topology.close()
 
     def _view(self) -> View:
         return PLAIN if self.topology is None else self.topology.read()

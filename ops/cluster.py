@@ -113,7 +113,7 @@ class ClusterStack:
         # In parallel: the brokers are the slow part (a JVM start each, themselves in parallel).
         self.run_services(self.services("start", "kafka"), self.services("start", "redis"),
                           self.services("start", "redis", fanout=True))
-        self._database()
+        self.seed_database()
         for name in programs:
             self.start_program(name)
         for name, port in (("web", HTTP_PORT), ("fanout-web", FANOUT_HTTP_PORT)):
@@ -125,7 +125,7 @@ class ClusterStack:
             self.stop_program(name)
         self.run_services(self.services("stop", "redis", "kafka"), self.services("stop", "redis", fanout=True))
 
-    def _database(self) -> None:
+    def seed_database(self) -> None:
         url = urlsplit(_database_url())
         admin = psycopg2.connect(urlunsplit(url._replace(path="/postgres")))
         admin.autocommit = True

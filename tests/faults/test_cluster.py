@@ -279,6 +279,10 @@ def test_kill_a_redis_primary_during_invalidations(cluster, seeded, db, fault_ti
     fault_times["cluster: Redis primary kill -9, to failover"] = round(time.monotonic() - at[0], 2)
     assert_consistent("Redis primary kill -9", at, fault_times)
     assert_api_fresh(db, CODES)
+    for code in CODES:  # after the failover: the pushes of these come from the promoted replica
+        write(db, code)
+    wait_until(quiet, timeout=60, message="the writes after the failover", interval=0.05)
+    assert_api_fresh(db, CODES)
     cli_check()
     cluster.run_services(cluster.services("start", "redis"))  # the old primary rejoins as a replica
     wait_until(lambda: len([n for n in cluster_nodes().values() if "slave" in n["flags"]

@@ -39,7 +39,10 @@ class View:
         orphaned = [n.address for n in self.nodes if n.primary and n.failed and n.slots]
         if orphaned:
             raise TopologyChanged(f"failed primaries still own slots: {', '.join(sorted(orphaned))}")
-        return sorted(n for n in self.nodes if n.primary and not n.failed)
+        primaries = sorted(n for n in self.nodes if n.primary and not n.failed)
+        if not primaries:
+            raise TopologyChanged("no live primary to track")
+        return primaries
 
     @property
     def addresses(self) -> list[str]:

@@ -66,6 +66,9 @@ def test_an_announced_hostname_is_the_address_to_connect_to():
     assert "redis-1:6379" in [n.address for n in parse_cluster_nodes(named).to_track()]
 
 
-def test_an_answer_naming_no_node_is_refused():
+def test_an_answer_naming_no_node_or_no_live_primary_is_refused():
     with pytest.raises(TopologyChanged):
         parse_cluster_nodes(b"")
+    only_replicas = "\n".join(line for line in NODES.splitlines() if "slave" in line)
+    with pytest.raises(TopologyChanged, match="no live primary"):
+        parse_cluster_nodes(only_replicas).to_track()

@@ -4,9 +4,11 @@
     python -m ops.cluster env            # the settings of its processes, as shell exports
 
 3 Kafka brokers (KRaft, RF 3, min ISR 2) on 17100-17105, a Redis Cluster of 3 primaries and 3
-replicas on 17001-17006 (buses 17051-17056), a second plain Redis on 17020 fed by a second consumer
-group (the fan-out), two static-member cleaners, a pg_listener, a consistency sampler, and an API on
-17080 (and one on 17081 over the second Redis). The services come from ops/services.sh with a state dir of their own
+replicas on 17001-17006 (buses 17051-17056; 17007 is a spare primary some tests add), a second plain
+Redis on 17020 fed by a second consumer group (the fan-out), two static-member cleaners, two
+pg_listeners, a consistency sampler, and an API on 17080 (and one on 17081 over the second Redis).
+docker-compose.yml's profile `cluster` is the same topology in containers
+(tests/containers/test_compose_cluster.py). The services come from ops/services.sh with a state dir of their own
 (.run/cluster); Postgres is the stack's, with a database of its own (so its outbox and its NOTIFY
 channel are not the default stack's).
 """
@@ -32,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".run" / "cluster"
 REDIS_PORTS = range(17001, 17007)
 FANOUT_REDIS_PORT = 17020
+# A node the tests add to the cluster as a new primary, and remove again (tests/redis_cluster.py).
+SPARE_REDIS_PORT = 17007
 KAFKA_PORTS = (17100, 17102, 17104)
 HTTP_PORT, FANOUT_HTTP_PORT = 17080, 17081
 DATABASE = "tutorial_cluster"
@@ -76,6 +80,7 @@ def settings(**extra: str) -> Settings:
 # name -> (command, extra environment)
 PROGRAMS = {
     "pg_listener": (["-m", "workers.pg_listener"], {}),
+    "pg_listener-2": (["-m", "workers.pg_listener"], {}),
     "cleaner-1": (["-m", "workers.kafka_cleaner"], {"KAFKA_GROUP_INSTANCE_ID": "cleaner-1"}),
     "cleaner-2": (["-m", "workers.kafka_cleaner"], {"KAFKA_GROUP_INSTANCE_ID": "cleaner-2"}),
     "fanout-cleaner": (["-m", "workers.kafka_cleaner"], {**FANOUT, "KAFKA_GROUP_INSTANCE_ID": "fanout-1"}),
@@ -111,7 +116,7 @@ class ClusterStack:
         # In parallel: the brokers are the slow part (a JVM start each, themselves in parallel).
         self.run_services(self.services("start", "kafka"), self.services("start", "redis"),
                           self.services("start", "redis", fanout=True))
-        self._database()
+        self.seed_database()
         for name in programs:
             self.start_program(name)
         for name, port in (("web", HTTP_PORT), ("fanout-web", FANOUT_HTTP_PORT)):
@@ -123,7 +128,7 @@ class ClusterStack:
             self.stop_program(name)
         self.run_services(self.services("stop", "redis", "kafka"), self.services("stop", "redis", fanout=True))
 
-    def _database(self) -> None:
+    def seed_database(self) -> None:
         url = urlsplit(_database_url())
         admin = psycopg2.connect(urlunsplit(url._replace(path="/postgres")))
         admin.autocommit = True

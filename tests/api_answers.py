@@ -3,7 +3,7 @@ import os
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from citycache.read.cities import render_cities
+from citycache.read.cities import CITIES, render_cities
 from citycache.read.tracking import NAME_PREFIX
 from tests.support import wait_until
 
@@ -23,6 +23,20 @@ def expect(http, base_url, code: str, rows: list[tuple[str, int]]) -> None:
     want = {render_cities(rows) + b"}"}
     wait_until(lambda: answers(http, base_url, code) == want, timeout=15, message=f"{code} to be fresh everywhere")
     assert answers(http, base_url, code, n=20) == want
+
+
+def stale_answers(http, base_url, conn, codes, n: int = 20) -> list[str]:
+    """Of n answers of /cities/<code> per code, those whose data is not what the database holds now."""
+    stale = []
+    for code in codes:
+        want = CITIES.load(conn, code)
+        for _ in range(n):
+            response = http.get(f"{base_url}/cities/{code}", timeout=10)
+            got = response.content.split(b'"data":', 1)[-1][:-1]
+            missing = want == CITIES.missing and response.status_code == 404  # no cities: a 404
+            if (response.status_code, got) != (200, want) and not missing:
+                stale.append(f"{code}: {response.status_code} {got[:100]!r}, the database {want[:100]!r}")
+    return stale
 
 
 def near_metric(http, base_url, name: str, **labels) -> float:

@@ -83,12 +83,8 @@ def init_app(app: Flask) -> None:
     # minconn=0: nothing connects at start, so the app comes up (and says 503) while Postgres is down.
     pool = ThreadedConnectionPool(
         0, settings.web_threads + 2, settings.database_url, connect_timeout=3, application_name="web")
-    # One tracking connection hears the keys of one node only: with a Redis Cluster the near cache
-    # would miss the pushes of the other primaries, so it stays off there (README, The near cache).
-    near_on = settings.near_cache_enabled and not settings.redis_cluster
-    if settings.near_cache_enabled and settings.redis_cluster:
-        log.info("near cache off: REDIS_CLUSTER is set and tracking covers one node only")
-    near = NearCache(settings.near_cache_max_bytes) if near_on else None
+    # On a Redis Cluster the listener tracks every primary and follows the topology (citycache/read/tracking.py).
+    near = NearCache(settings.near_cache_max_bytes) if settings.near_cache_enabled else None
     app.extensions["city_cache"] = Resources(
         settings=settings,
         rules=rules,
@@ -97,8 +93,8 @@ def init_app(app: Flask) -> None:
         s3=s3_client(settings, pool_size=settings.web_threads),
         kafka=KafkaAdmin(settings, timeout_ms=int(CHECK_TIMEOUT_S * 1000)),
         near=near,
-        listener=(InvalidationListener(settings.redis_url, near, rules.tracking_prefixes)
-                  if near is not None else None),
+        listener=(InvalidationListener(settings.redis_url, near, rules.tracking_prefixes,
+                                       cluster=settings.redis_cluster) if near is not None else None),
     )
 
 

@@ -25,7 +25,8 @@ import redis
 from citycache.read.consistency import Comparison, compare
 from citycache.read.resources import RESOURCES, resource_of
 from citycache.read.sampling import LATE, STALE, Schedule, Verdict
-from citycache.read.tracking import Pushes
+from citycache.read.topology import PLAIN_NODE
+from citycache.read.tracking import TrackedNode
 from citycache.rules import Rules, key_pattern
 from citycache.runtime import metrics, timing
 from citycache.runtime.backoff import Backoff
@@ -122,7 +123,7 @@ class ConsistencySampler:
             if self.settings.redis_cluster:  # a tracking connection hears one node only (as the near cache)
                 log.info("not hearing changed keys: REDIS_CLUSTER is set; walking every key only")
             else:
-                pushes = Pushes(self.settings.redis_url, self.rules.tracking_prefixes, self.name).open()
+                pushes = TrackedNode(self.settings.redis_url, PLAIN_NODE, self.rules.tracking_prefixes, name=self.name)
             log.info("sampling", extra={"rate_per_s": self.settings.sampler_rate,
                                         "stale_after_s": self.settings.sampler_stale_after_seconds,
                                         "resources": [r.name for r in RESOURCES], "hearing_changes": bool(pushes)})
@@ -134,7 +135,7 @@ class ConsistencySampler:
             if pushes is not None:
                 pushes.close()
 
-    def serve(self, conn, cache: redis.Redis, pushes: Pushes | None, walk: KeyWalk) -> None:
+    def serve(self, conn, cache: redis.Redis, pushes: TrackedNode | None, walk: KeyWalk) -> None:
         next_turn = time.monotonic()
         while not self.shutdown.requested:
             self.heartbeat.beat()

@@ -119,7 +119,8 @@ NEAR_EVICTIONS = Counter("citycache_near_cache_evictions_total", "Near-cache ent
 NEAR_INVALIDATIONS = Counter("citycache_near_cache_invalidations_total",
                              "Near-cache entries dropped by a Redis invalidation push")
 NEAR_LOST = Counter("citycache_near_cache_lost_total",
-                    "Times the invalidation connection was lost (each one flushed the near cache)")
+                    "Times an invalidation connection was lost or the cluster's view changed"
+                    " (each one flushed the near cache)")
 DB_QUERY_SECONDS = Histogram("citycache_db_query_seconds", "Time of the API's database queries",
                              buckets=LATENCY_BUCKETS)
 # The workers.

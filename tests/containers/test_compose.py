@@ -22,7 +22,10 @@ LEFT_TO_DEFAULT = {"KAFKA_CONSUMER_GROUP", "KAFKA_TOPIC_PARTITIONS", "CACHE_TTL_
                    "KAFKA_GROUP_INSTANCE_ID"}  # supervisord.conf sets one per cleaner process
 # Credentials must come from variables (with dev defaults), never literals in the file.
 CREDENTIALS = {"app": ("S3_ACCESS_KEY", "S3_SECRET_KEY"), "minio": ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"),
-               "postgres": ("POSTGRES_PASSWORD",)}
+               "postgres": ("POSTGRES_PASSWORD",), "cluster-app-1": ("S3_ACCESS_KEY", "S3_SECRET_KEY"),
+               "cluster-db": ("PGPASSWORD",)}
+# The app of the default profile and those of the profile "cluster" (tests/containers/test_compose_cluster.py).
+APPS = ("app", "cluster-app-1", "cluster-app-2")
 # Where in its command each backing image takes its client port from, and its default.
 PORT_RULES = {"postgres": (r"(?:^|\s)(?:-p\s*|-c\s*port=)(\d+)", 5432), "redis": (r"(?:^|\s)--port[=\s]+(\d+)", 6379),
               "minio": (r"(?:^|\s)--address[=\s]+\S*:(\d+)", 9000)}
@@ -43,9 +46,9 @@ def listen_port(service: dict) -> int:
     return int(m.group(1)) if (m := re.search(pattern, " ".join(command_args(service)))) else default
 
 
-def app_endpoints() -> dict[str, list[tuple[str, int]]]:
+def app_endpoints(app: str = "app") -> dict[str, list[tuple[str, int]]]:
     """Setting -> the (host, port) pairs it points the app at."""
-    env = env_of(services()["app"])
+    env = env_of(services()[app])
     urls = {name: [env[name]] for name in ("DATABASE_URL", "REDIS_URL")}  # URLs; the others are host:port lists
     urls |= {name: ["//" + a.strip() for a in env[name].split(",")] for name in ("S3_ENDPOINT", "KAFKA_BOOTSTRAP_SERVERS")}
     default = {"postgresql": 5432, "redis": 6379}
@@ -59,8 +62,9 @@ def test_compose_file_matches_the_compose_spec():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_setting_is_set_for_the_app_or_deliberately_left_to_its_default():
-    names, app_env = setting_names(), env_of(services()["app"])
+@pytest.mark.parametrize("app", APPS)
+def test_every_setting_is_set_for_the_app_or_deliberately_left_to_its_default(app):
+    names, app_env = setting_names(), env_of(services()[app])
     assert LEFT_TO_DEFAULT <= names, f"not settings (stale allowlist): {sorted(LEFT_TO_DEFAULT - names)}"
     assert not LEFT_TO_DEFAULT & app_env.keys(), f"set, so not left to default: {LEFT_TO_DEFAULT & app_env.keys()}"
     assert not app_env.keys() - names, f"the app's environment sets unknown settings: {sorted(app_env.keys() - names)}"
@@ -68,8 +72,9 @@ def test_every_setting_is_set_for_the_app_or_deliberately_left_to_its_default():
     assert not missing, f"settings neither set in compose's app environment nor allowlisted: {sorted(missing)}"
 
 
-def test_the_app_environment_in_compose_is_valid_for_the_settings():
-    Settings(_env_file=None, **{name.lower(): value for name, value in env_of(services()["app"]).items()})
+@pytest.mark.parametrize("app", APPS)
+def test_the_app_environment_in_compose_is_valid_for_the_settings(app):
+    Settings(_env_file=None, **{name.lower(): value for name, value in env_of(services()[app]).items()})
 
 
 def test_every_setting_is_documented_in_env_example():
@@ -97,8 +102,9 @@ def test_the_published_port_is_the_port_gunicorn_binds_and_the_image_exposes(tmp
     assert http_port in exposed, f"the image EXPOSEs {exposed}, not {http_port}"
 
 
-def test_the_app_points_at_compose_services_on_the_ports_they_listen_on():
-    for setting, endpoints in app_endpoints().items():
+@pytest.mark.parametrize("app", APPS)
+def test_the_app_points_at_compose_services_on_the_ports_they_listen_on(app):
+    for setting, endpoints in app_endpoints(app).items():
         for host, port in endpoints:
             assert host in services(), f"{setting} names {host!r}, which is not a compose service"
             assert port == listen_port(services()[host]), f"{setting}: {host} does not listen on {port}"
@@ -121,12 +127,16 @@ def test_kafka_advertises_the_address_the_app_bootstraps_from():
 
 # With every variable unset, and with every one set (to a value derived from its name).
 @pytest.mark.parametrize("variable", [lambda name: None, lambda name: f"x{name.lower()}x"], ids=["defaults", "set"])
-def test_credentials_agree_between_the_app_and_its_services(variable):
-    app, pg, minio = (env_of(services()[name], variable) for name in ("app", "postgres", "minio"))
+@pytest.mark.parametrize("name", APPS)
+def test_credentials_agree_between_the_app_and_its_services(variable, name):
+    app, pg, minio = (env_of(services()[n], variable) for n in (name, "postgres", "minio"))
     db = urlsplit(app["DATABASE_URL"])
     assert db.username == pg.get("POSTGRES_USER", "postgres")
     assert db.password == pg["POSTGRES_PASSWORD"]
-    assert db.path.lstrip("/") == pg.get("POSTGRES_DB", db.username)
+    if name == "app":  # the cluster's apps have a database of their own (test_compose_cluster.py)
+        assert db.path.lstrip("/") == pg.get("POSTGRES_DB", db.username)
+    else:
+        assert env_of(services()["cluster-db"], variable)["PGPASSWORD"] == pg["POSTGRES_PASSWORD"]
     assert (app["S3_ACCESS_KEY"], app["S3_SECRET_KEY"]) == (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
 
 
@@ -142,7 +152,8 @@ def test_no_credential_is_a_literal_in_compose():
 def test_the_app_waits_for_every_healthy_backing_service_and_the_seed():
     backing = {host for endpoints in app_endpoints().values() for host, _ in endpoints}
     assert backing == {"postgres", "redis", "kafka", "minio"}
-    assert set(services()) == backing | {"app", "seed"}, "a compose service the app does not use"
+    default_profile = {name for name, service in services().items() if not service.get("profiles")}
+    assert default_profile == backing | {"app", "seed"}, "a compose service the app does not use"
     depends = services()["app"].get("depends_on")
     assert isinstance(depends, dict), "depends_on needs the long form to wait for health"
     for name in backing:

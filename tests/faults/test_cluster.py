@@ -1,5 +1,7 @@
 """Beyond one machine: a 3-broker Kafka, a Redis Cluster with replicas, static-member cleaners and a
-fan-out to a second cache, each node killed during a write burst, then the checker on both caches.
+fan-out to a second cache, each node killed during a write burst, then the checker on both caches;
+and the API's near cache on the cluster through a primary's kill, a slot moved to a new primary and
+back, its tracking connection killed on one node, and a city moving between countries on two nodes.
 
 The topology (ops/cluster.py, ports 17000-17999) starts once for this module and stops
 after it. Times to consistency go into the run's fault-time table like the single-node faults.
@@ -29,7 +31,9 @@ from citycache.read.cities import key as cache_key
 from citycache.rules import lease_key as lease_of
 from citycache.pipeline import KafkaAdmin, consumer_lag, outbox_backlog
 from ops import cluster as topo
+from tests.api_answers import near_metric, stale_answers, warm
 from tests.burst import WriteBurst
+from tests.redis_cluster import TrackingKiller, move_slot, spare_primary
 from tests.support import ROOT, wait_until
 
 pytestmark = pytest.mark.slow
@@ -259,7 +263,7 @@ def test_a_delete_is_not_committed_until_a_replica_holds_it(cluster, seeded, db)
     wait_until(quiet, timeout=30, message="the offset committed once the replica has the DEL")
 
 
-def test_kill_a_redis_primary_during_invalidations(cluster, seeded, fault_times):
+def test_kill_a_redis_primary_during_invalidations(cluster, seeded, db, fault_times):
     nodes = cluster_nodes()
     victim = primary_port_of(cache_key("QQA"), nodes)
     survivor = next(port for port in topo.REDIS_PORTS if port != victim)
@@ -274,9 +278,106 @@ def test_kill_a_redis_primary_during_invalidations(cluster, seeded, fault_times)
     wait_until(failed_over, timeout=30, message="the replica to take over the primary's slots", interval=0.05)
     fault_times["cluster: Redis primary kill -9, to failover"] = round(time.monotonic() - at[0], 2)
     assert_consistent("Redis primary kill -9", at, fault_times)
+    assert_api_fresh(db, CODES)
+    for code in CODES:  # after the failover: the pushes of these come from the promoted replica
+        write(db, code)
+    wait_until(quiet, timeout=60, message="the writes after the failover", interval=0.05)
+    assert_api_fresh(db, CODES)
+    cli_check()
     cluster.run_services(cluster.services("start", "redis"))  # the old primary rejoins as a replica
     wait_until(lambda: len([n for n in cluster_nodes().values() if "slave" in n["flags"]
                             and "fail" not in n["flags"]]) == 3, timeout=30, message="the old primary to rejoin")
+
+
+# --- the near cache on the cluster ------------------------------------------------------------------
+
+def near_serves(http) -> bool:
+    """The API's near cache answers hits again (tracking is on at every primary)."""
+    before = near_metric(http, API, "citycache_near_cache_lookups_total", result="hit")
+    for _ in range(3):
+        http.get(f"{API}/cities/{CODES[0]}", timeout=10)
+    return near_metric(http, API, "citycache_near_cache_lookups_total", result="hit") > before
+
+
+def assert_api_fresh(db, codes) -> None:
+    """Once the pipeline is quiet, every answer of the API agrees with the database: awaited briefly
+    (a push takes a moment), then 20 answers per code, served from the near cache, with 0 stale."""
+    with requests.Session() as http:
+        wait_until(lambda: near_serves(http), timeout=30, message="the near cache to serve hits again")
+        wait_until(lambda: not stale_answers(http, API, db, codes, n=2), timeout=10,
+                   message="the API's answers to agree with the database (a stale near copy?)")
+        hits = near_metric(http, API, "citycache_near_cache_lookups_total", result="hit")
+        stale = stale_answers(http, API, db, codes)
+        assert not stale, "\n".join(stale)
+        assert near_metric(http, API, "citycache_near_cache_lookups_total", result="hit") > hits
+
+
+def cli_check() -> None:
+    """`bin/cli check` with the topology's settings: every cached key agrees with the database."""
+    result = subprocess.run([sys.executable, "-m", "ops.cli", "check"], cwd=ROOT,
+                            env={**os.environ, **topo.environment()}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def write(db, code: str) -> None:
+    with db.cursor() as cur:
+        cur.execute("UPDATE city SET population = population + 1 WHERE countrycode = %s", (code,))
+
+
+def test_a_tracking_connection_killed_on_one_node_empties_the_near_cache(cluster, seeded, db):
+    """CLIENT KILL of the API's tracking connection on the node of one code's key, again each time it
+    comes back until a write's DEL has gone by there: the push of that DEL reached nobody, so only an
+    emptied near cache answers fresh afterwards."""
+    code = CODES[0]
+    port = primary_port_of(cache_key(code), cluster_nodes())
+    with requests.Session() as http, Readers([API]):
+        warm(http, API, code)
+        lost = near_metric(http, API, "citycache_near_cache_lost_total")
+        with TrackingKiller(port) as killer:
+            wait_until(lambda: killer.killed, message="the tracking connection to be killed")
+            write(db, code)
+            wait_until(quiet, timeout=60, message="the write's DEL", interval=0.05)
+        assert near_metric(http, API, "citycache_near_cache_lost_total") > lost
+        assert_api_fresh(db, [code])
+    cli_check()
+
+
+def test_a_city_moving_between_countries_whose_keys_live_on_two_nodes(cluster, seeded, db):
+    nodes = cluster_nodes()
+    by_node = {}
+    for code in CODES:
+        by_node.setdefault(primary_port_of(cache_key(code), nodes), code)
+    source, target = list(by_node.values())[:2]  # the test codes' keys span two primaries at least
+    with requests.Session() as http, Readers([API]):
+        warm(http, API, source, target)
+        with db.cursor() as cur:
+            cur.execute("UPDATE city SET countrycode = %s WHERE name = %s", (target, f"{source}-town-1"))
+        wait_until(quiet, timeout=60, message="the move's two DELs", interval=0.05)
+        assert_api_fresh(db, [source, target])
+    cli_check()
+
+
+def test_a_slot_moved_to_a_new_primary_and_back(cluster, seeded, db):
+    """A primary joins and takes the slot of a cached key with it (as `redis-cli --cluster reshard`
+    moves one), then gives it back: the API must track the newcomer before it keeps what it serves."""
+    code = CODES[0]
+    key = cache_key(code)
+    slot, home = key_slot(key.encode()), primary_port_of(key, cluster_nodes())
+    with requests.Session() as http, Readers([API]):
+        warm(http, API, code)
+        with spare_primary() as spare:
+            try:
+                for source, target in ((home, spare), (spare, home)):
+                    move_slot(slot, source, target)
+                    # Served again (and so filled from the slot's new node) before the write.
+                    wait_until(lambda: near_serves(http), timeout=30, message="the near cache to serve hits")
+                    write(db, code)
+                    wait_until(quiet, timeout=60, message="the write's DEL", interval=0.05)
+                    assert_api_fresh(db, [code])
+            finally:
+                if primary_port_of(key, cluster_nodes()) != home:
+                    move_slot(slot, spare, home)
+    cli_check()
 
 
 # --- cleaners -----------------------------------------------------------------------------------------

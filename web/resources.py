@@ -73,6 +73,11 @@ class Resources:
                 return work(conn)
 
 
+def pool_size(settings: Settings) -> int:
+    """Postgres connections one API process may hold: one per request thread and two to spare."""
+    return settings.web_threads + 2
+
+
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
     # Checked against the database by gunicorn's master before it forks (web/gunicorn.conf.py): here
@@ -82,7 +87,7 @@ def init_app(app: Flask) -> None:
         resource.check(rules)
     # minconn=0: nothing connects at start, so the app comes up (and says 503) while Postgres is down.
     pool = ThreadedConnectionPool(
-        0, settings.web_threads + 2, settings.database_url, connect_timeout=3, application_name="web")
+        0, pool_size(settings), settings.database_url, connect_timeout=3, application_name="web")
     # One tracking connection hears the keys of one node only: with a Redis Cluster the near cache
     # would miss the pushes of the other primaries, so it stays off there (README, The near cache).
     near_on = settings.near_cache_enabled and not settings.redis_cluster

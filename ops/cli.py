@@ -7,6 +7,7 @@
   status          the pipeline: worker heartbeats, outbox backlog, consumer lag (exit 1 if unhealthy)
   schema          install or uninstall the outbox and triggers on the rules' tables (--dry-run)
   doctor          check every setting and dependency as the programs use them (exit 1 on a failure)
+  logs            the API's access log (one line per request) or a program's log, from LOG_DIR (-f follows)
 """
 from __future__ import annotations
 
@@ -313,6 +314,10 @@ def parser() -> argparse.ArgumentParser:
                     "if anything failed.")
     doctor.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     doctor.set_defaults(run=cmd_doctor)
+
+    from ops import logs
+
+    logs.add_parser(commands)
     return root
 
 

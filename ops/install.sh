@@ -8,8 +8,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 # wrk and curl drive the benchmarks (bin/bench, and its smoke test in the suite); pgbench comes with postgresql-15.
 DEBS=(postgresql-15 postgresql-contrib redis-server redis-tools python3-venv openjdk-17-jre-headless maven
-      procps iproute2 util-linux chromium wrk curl)
+      procps iproute2 util-linux chromium wrk curl logrotate)
 # chromium: the page test (tests/test_page.py) renders GET / headless and saves a screenshot.
+# logrotate: the VM install's test rotates the access log as Debian's daily run would.
 LOG4J_VERSION=2.25.3
 MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 

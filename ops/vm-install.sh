@@ -245,7 +245,7 @@ EOF
     mv "$next" "$conf"
     say "logrotate written ($conf)"
   fi
-  command -v logrotate >/dev/null || say "logrotate is not installed: apt-get install logrotate, or access.log is never rotated"
+  PATH=$PATH:/usr/sbin:/sbin command -v logrotate >/dev/null || say "logrotate is not installed: apt-get install logrotate, or access.log is never rotated"
 }
 
 mkdir -p "$HOME_DIR"

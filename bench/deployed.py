@@ -19,8 +19,8 @@ from pathlib import Path
 
 import requests
 
-from bench.common import ARTIFACTS, ROOT, Figure, Sizes, base_url, children, cpu_ticks, median, settings, wait_for
-from bench.hit_throughput import CODE, free_port, wrk
+from bench.common import ARTIFACTS, ROOT, Figure, Sizes, base_url, children, cpu_ticks, median, settings
+from bench.hit_throughput import CODE, Server, free_port, wrk
 
 TARGET = 0.7  # x the no-log floor, near cache on (the stack's default)
 
@@ -48,13 +48,13 @@ def process_name(pid: int) -> str:
     return name or words[0]
 
 
-class Floor:
+class Floor(Server):
     """The no-log floor: gunicorn's own defaults (no access log) with the API's worker shape."""
 
     def __init__(self, body: bytes, tmp: Path) -> None:
         s = settings()
         (tmp / "body.json").write_bytes(body)
-        self.port = free_port()
+        self.name, self.port = "no-log floor", free_port()
         self.log_path = ARTIFACTS / "deployed-floor-gunicorn.log"
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--worker-class", "gthread",
@@ -63,24 +63,7 @@ class Floor:
              "bench.floor_app:create_app()"],
             cwd=ROOT, env={**os.environ, "BENCH_FLOOR_FILE": str(tmp / "body.json")},
             stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        self.url = f"http://127.0.0.1:{self.port}/cities/{CODE}"
-
-        def answers():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the floor gunicorn exited; see {self.log_path}")
-            try:
-                return requests.get(self.url, timeout=5).content == body
-            except requests.ConnectionError:
-                return False
-
-        wait_for(answers, 30, "the no-log floor to answer")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.wait_serving(CODE, body)
 
 
 def cpu_by_process(run) -> tuple[dict, dict]:
@@ -111,7 +94,7 @@ def bench(sizes: Sizes) -> Figure:
     with tempfile.TemporaryDirectory(prefix="bench-deployed-") as tmp:
         floor = Floor(body, Path(tmp))
         try:
-            for url in (deployed, floor.url):
+            for url in (deployed, floor.url(CODE)):
                 wrk(url, 1)  # warm up: connections, the near cache of every worker
             runs: dict[str, list] = {"deployed": [], "floor": []}
             cpu: list[dict] = []
@@ -119,7 +102,7 @@ def bench(sizes: Sizes) -> Figure:
                 result, cores = cpu_by_process(lambda: wrk(deployed, sizes.hit_seconds))
                 runs["deployed"].append(result)
                 cpu.append(cores)
-                runs["floor"].append(wrk(floor.url, sizes.hit_seconds))
+                runs["floor"].append(wrk(floor.url(CODE), sizes.hit_seconds))
                 time.sleep(0.5)
         finally:
             floor.stop()

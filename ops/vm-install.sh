@@ -51,6 +51,17 @@ SERVICE_GROUP=$(id -gn "$SERVICE_USER")
 [[ $EUID == 0 || $(id -un) == "$SERVICE_USER" ]] || die "run as root, or as $SERVICE_USER itself"
 "$PYTHON" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' || die "$PYTHON: Python 3.11+ with venv needed"
 
+# settle NEXT TARGET WHAT: NEXT takes TARGET's place unless they are the same; says which; fails if unchanged.
+settle() {
+  if [[ -f $2 ]] && cmp -s "$1" "$2"; then
+    rm "$1"
+    say "$3 unchanged ($2)"
+    return 1
+  fi
+  mv "$1" "$2"
+  say "$3 written ($2)"
+}
+
 # own DIR MODE: a directory the service writes.
 own() { mkdir -p "$1"; chmod "$2" "$1"; [[ $EUID != 0 ]] || chown "$SERVICE_USER:$SERVICE_GROUP" "$1"; }
 
@@ -130,13 +141,7 @@ install_env_file() {
   done <"$ROOT/.env.example"
   chmod 0640 "$next"
   [[ $EUID != 0 ]] || chown "root:$SERVICE_GROUP" "$next"
-  if [[ -f $ENV_FILE ]] && cmp -s "$next" "$ENV_FILE"; then
-    rm "$next"
-    say "settings unchanged ($ENV_FILE)"
-  else
-    mv "$next" "$ENV_FILE"
-    say "settings written ($ENV_FILE)"
-  fi
+  settle "$next" "$ENV_FILE" settings || true
 }
 
 # The rules are the operator's once installed: the app's file the first time, never overwritten after.
@@ -195,13 +200,7 @@ ReadWritePaths=$STATE $LOGS
 [Install]
 WantedBy=multi-user.target
 EOF
-  if [[ -f $UNIT ]] && cmp -s "$next" "$UNIT"; then
-    rm "$next"
-    say "unit unchanged ($UNIT)"
-    return
-  fi
-  mv "$next" "$UNIT"
-  say "unit written ($UNIT)"
+  settle "$next" "$UNIT" unit || return 0
   if [[ -z $P && -d /run/systemd/system ]]; then
     systemctl daemon-reload
   fi
@@ -238,13 +237,7 @@ $LOGS/access.log {
 }
 EOF
   chmod 0644 "$next"
-  if [[ -f $conf ]] && cmp -s "$next" "$conf"; then
-    rm "$next"
-    say "logrotate unchanged ($conf)"
-  else
-    mv "$next" "$conf"
-    say "logrotate written ($conf)"
-  fi
+  settle "$next" "$conf" logrotate || true
   PATH=$PATH:/usr/sbin:/sbin command -v logrotate >/dev/null || say "logrotate is not installed: apt-get install logrotate, or access.log is never rotated"
 }
 

@@ -5,8 +5,9 @@
 
 FROM python:3.11-slim-bookworm
 
-# LOG_*: supervisord.conf writes each program's log to LOG_DIR/<program>.log; here those files are
-# links to stdout (as the official nginx image does) and never rotated, so `docker logs` gets every line.
+# LOG_*: supervisord.conf writes each program's log to LOG_DIR/<program>.log, and gunicorn its access
+# log to LOG_DIR/access.log; here those files are links to stdout (as the official nginx image does) and
+# never rotated, so `docker logs` gets every line (the access lines through supervisord's web log).
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -29,7 +30,8 @@ RUN pip install --no-cache-dir -r requirements.txt \
     && ln -s /dev/stdout /var/log/city-cache/web.log \
     && ln -s /dev/stdout /var/log/city-cache/pg_listener.log \
     && ln -s /dev/stdout /var/log/city-cache/kafka_cleaner.log \
-    && ln -s /dev/stdout /var/log/city-cache/consistency_sampler.log
+    && ln -s /dev/stdout /var/log/city-cache/consistency_sampler.log \
+    && ln -s /dev/stdout /var/log/city-cache/access.log
 
 # Code and data stay root-owned (read-only to the app); only /app/.run (supervisord's socket and
 # pid, gunicorn's control socket) is writable.

@@ -14,14 +14,14 @@ import sys
 import time
 import traceback
 
-from bench import (bulk_update, commit_to_del, hit_throughput, invalidation_rate, miss_storm, no_poll_wait,
-                   rule_cost, sampler_cost, streaming, write_cost)
+from bench import (bulk_update, commit_to_del, deployed, hit_throughput, invalidation_rate, miss_latency, miss_storm,
+                   no_poll_wait, rule_cost, sampler_cost, streaming, write_cost)
 from bench.common import ARTIFACTS, ROOT, Figure, Sizes
 
 BENCHMARKS = {
     "hit": hit_throughput, "latency": commit_to_del, "rate": invalidation_rate, "bulk": bulk_update,
     "storm": miss_storm, "writes": write_cost, "streaming": streaming, "nopoll": no_poll_wait, "rules": rule_cost,
-    "sampler": sampler_cost,
+    "deployed": deployed, "misses": miss_latency, "sampler": sampler_cost,
 }
 
 

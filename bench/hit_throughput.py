@@ -1,6 +1,6 @@
 """1. Cache-hit throughput of GET /cities/<code>: the project against two baselines, in one run.
 
-Four gunicorns with the app's own config file (workers, threads, keep-alive, access log), started
+Four gunicorns with the app's own config file (workers, threads, keep-alive, access log to a file), started
 here on ports of their own: the floor (the same bytes from memory, bench/floor_app.py), a bare Flask
 app doing one Redis GET (bench/bare_app.py), and the project itself with its near cache off and on.
 wrk (a separate process, keep-alive) loads each in turn; a round runs all four back to back, so
@@ -52,11 +52,16 @@ class Server:
     def __init__(self, name: str, wsgi: str, env: dict, floor_file: Path, tmp: Path, port: int | None = None):
         self.name, self.port = name, port or free_port()
         self.log_path = ROOT / "artifacts" / f"hit-{name}-gunicorn.log"
+<<<<<<< HEAD
         self.log_path.parent.mkdir(exist_ok=True)
+=======
+        log_dir = tmp / f"log-{name}"  # its access log, not in the stack's LOG_DIR
+        log_dir.mkdir(exist_ok=True)
+>>>>>>> issue-20a
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--config", str(ROOT / "web" / "gunicorn.conf.py"),
              "--bind", f"127.0.0.1:{self.port}", "--control-socket", str(tmp / f"{name}.ctl"), wsgi],
-            cwd=ROOT, env={**os.environ, **env, "BENCH_FLOOR_FILE": str(floor_file)},
+            cwd=ROOT, env={**os.environ, **env, "BENCH_FLOOR_FILE": str(floor_file), "LOG_DIR": str(log_dir)},
             stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def url(self, code: str) -> str:

@@ -1,4 +1,4 @@
-"""10. What the consistency sampler costs: cache-hit throughput (figure 1's shape) and single-row commits (figure
+"""12. What the consistency sampler costs: cache-hit throughput (figure 1's shape) and single-row commits (figure
 6's shape), with the stack's sampler running and stopped, in one run.
 
 Hits: wrk on GET /cities/BGR against a gunicorn of the benchmark's own with the app's config and its near cache
@@ -71,7 +71,7 @@ def bench(sizes: Sizes) -> Figure:
     noise = {"hits": round(spread(runs["hits_off"]), 3), "commits": round(spread(runs["commits_off"]), 3)}
     met = abs(1 - hits) <= max(noise["hits"], 0.03) and abs(1 - commits) <= max(noise["commits"], 0.03)
     return Figure(
-        10, "consistency sampler on vs off: cache hits (figure 1), single-row commits (figure 6)", hits,
+        12, "consistency sampler on vs off: cache hits (figure 1), single-row commits (figure 6)", hits,
         "x hits off", "within the noise of the rounds (the off runs' spread, at least 3 %)", met,
         details={"hits_on_vs_off": hits, "commits_on_vs_off": commits, "noise": noise, "runs": runs,
                  "rounds": sizes.write_rounds, "hit_seconds": sizes.hit_seconds,

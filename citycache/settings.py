@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     near_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # prometheus_client's own variable: where every process writes its samples (citycache/runtime/metrics.py).
     prometheus_multiproc_dir: str = Field(default=".run/metrics", min_length=1)
-    # Where supervisord writes each program's log (<dir>/<program>.log), when a file passes
+    # Where supervisord writes each program's log (<dir>/<program>.log) and gunicorn the access log
+    # (<dir>/access.log, reopened on SIGUSR1); when a program's log passes
     # LOG_FILE_MAX_BYTES (supervisord's size syntax: 50MB; 0 never rotates) and how many old ones it keeps.
     log_dir: str = Field(default=".run/log", min_length=1)
     log_file_max_bytes: str = Field(default="50MB", pattern="^[0-9]+(KB|MB|GB)?$")

@@ -31,7 +31,7 @@ start() {
     fi
     sleep 0.5
   done
-  echo "app: web, pg_listener, kafka_cleaner and consistency_sampler RUNNING (logs: $LOG_DIR/<program>.log, supervisord's own: .run/app.log)"
+  echo "app: web, pg_listener, kafka_cleaner and consistency_sampler RUNNING (logs: $LOG_DIR/<program>.log, requests: $LOG_DIR/access.log, supervisord's own: .run/app.log)"
 }
 
 stop() {

@@ -7,6 +7,7 @@
   status          worker heartbeats (the sampler's too), outbox backlog, consumer lag (exit 1 if unhealthy)
   schema          install or uninstall the outbox and triggers on the rules' tables (--dry-run)
   doctor          check every setting and dependency as the programs use them (exit 1 on a failure)
+  logs            the API's access log (one line per request) or a program's log, from LOG_DIR (-f follows)
 """
 from __future__ import annotations
 
@@ -123,38 +124,45 @@ def cmd_invalidate(settings: Settings, args) -> int:
     return 0
 
 
-def pipeline_state(settings: Settings):
-    """The pipeline's state as /health and /metrics read it (citycache.pipeline.snapshot)."""
+def pipeline_state(settings: Settings, pool=None):
+    """The pipeline's state as /health and /metrics read it (citycache.pipeline.snapshot), on the
+    command's own Postgres connections (`pool`) when it has some."""
     from citycache import pipeline
-    from citycache.runtime.clients import pg_connect, redis_client
+    from citycache.runtime.clients import redis_client
 
-    def query(work):
-        conn = pg_connect(settings, autocommit=True, application_name="ops.cli")
-        try:
-            return work(conn)
-        finally:
-            conn.close()
-
+    own = pool is None
+    pool = pool or command_pool(settings)
     admin = pipeline.KafkaAdmin(settings)
     try:
-        return pipeline.snapshot(settings, query=query, cache=redis_client(settings, timeout=2.0), admin=admin)
+        return pipeline.snapshot(settings, query=pool.query, cache=redis_client(settings, timeout=2.0), admin=admin)
     finally:
         admin.close()
+        if own:
+            pool.close()
+
+
+def command_pool(settings: Settings):
+    """The command's Postgres sessions: snapshot() reads the backlog and the slot side by side, so two."""
+    from citycache.runtime.clients import pg_connect
+    from citycache.runtime.pgpool import PgPool
+
+    return PgPool(lambda: pg_connect(settings, application_name="ops.cli"), size=2)
 
 
 def cmd_check(settings: Settings, args) -> int:
     from citycache.read.consistency import find_mismatches
     from citycache.read.resources import RESOURCES
-    from citycache.runtime.clients import pg_connect, redis_client
+    from citycache.runtime.clients import redis_client
 
-    conn = pg_connect(settings, autocommit=True, application_name="ops.cli")
+    pool = command_pool(settings)
     try:
-        mismatches, checked = find_mismatches(redis_client(settings), conn, RESOURCES)
+        with pool.connection() as conn:
+            mismatches, checked = find_mismatches(redis_client(settings), conn, RESOURCES)
+        state = pipeline_state(settings, pool)
     finally:
-        conn.close()
+        pool.close()
     for mismatch in mismatches:
         print(mismatch.describe())
-    state = pipeline_state(settings)
     counts = ", ".join(f"{n} {name}" for name, n in checked.items())
     print(f"{sum(checked.values())} cached keys checked ({counts}), {len(mismatches)} mismatch(es) between the "
           f"cache and the database; outbox backlog {state.outbox_backlog}, consumer lag {state.total_lag}")
@@ -309,6 +317,10 @@ def parser() -> argparse.ArgumentParser:
                     "if anything failed.")
     doctor.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     doctor.set_defaults(run=cmd_doctor)
+
+    from ops import logs
+
+    logs.add_parser(commands)
     return root
 
 

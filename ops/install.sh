@@ -15,8 +15,9 @@ RUN_DEBS=(postgresql-15 postgresql-contrib redis-server redis-tools python3-venv
 # On top, for the tests only. chromium: the page test (tests/integration/test_page.py) renders GET /
 # headless and saves a screenshot; wrk: the benchmarks' smoke test (tests/integration/test_bench_smoke.py);
 # libjpeg-turbo-progs: djpeg decodes the served test.jpg (tests/integration/test_api_images.py);
-# prometheus (with promtool): the alert rules' tests (tests/unit/test_alert_rules.py, tests/faults/test_alerts.py).
-TEST_DEBS=(chromium wrk libjpeg-turbo-progs prometheus)
+# prometheus (with promtool): the alert rules' tests (tests/unit/test_alert_rules.py, tests/faults/test_alerts.py);
+# logrotate: the VM install's test rotates the access log as Debian's daily run would.
+TEST_DEBS=(chromium wrk libjpeg-turbo-progs prometheus logrotate)
 # On top, for the benchmarks only: wrk drives figure 1 (pgbench comes with postgresql-15).
 BENCH_DEBS=(wrk)
 

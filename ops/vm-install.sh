@@ -12,13 +12,14 @@
 #   etc/city-cache/invalidation.toml   the rules (the app's, the first time; then the operator's own)
 #   etc/systemd/system/city-cache.service   supervisord as USER, never root
 #   var/lib/city-cache/         supervisord's socket and pid, metrics samples (USER's)
-#   var/log/city-cache/         one log per program, rotated (USER's)
+#   var/log/city-cache/         one log per program, rotated by supervisord, and access.log (USER's)
+#   etc/logrotate.d/city-cache  rotates access.log (gunicorn writes it itself; SIGUSR1 reopens it)
 # Idempotent: a second run changes only what differs and says what it did.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PREFIX=/ SERVICE_USER=city-cache PYTHON=/usr/bin/python3
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
   case $1 in
     --prefix) PREFIX=$2; shift 2 ;;
@@ -49,6 +50,17 @@ fi
 SERVICE_GROUP=$(id -gn "$SERVICE_USER")
 [[ $EUID == 0 || $(id -un) == "$SERVICE_USER" ]] || die "run as root, or as $SERVICE_USER itself"
 "$PYTHON" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' || die "$PYTHON: Python 3.11+ with venv needed"
+
+# settle NEXT TARGET WHAT: NEXT takes TARGET's place unless they are the same; says which; fails if unchanged.
+settle() {
+  if [[ -f $2 ]] && cmp -s "$1" "$2"; then
+    rm "$1"
+    say "$3 unchanged ($2)"
+    return 1
+  fi
+  mv "$1" "$2"
+  say "$3 written ($2)"
+}
 
 # own DIR MODE: a directory the service writes.
 own() { mkdir -p "$1"; chmod "$2" "$1"; [[ $EUID != 0 ]] || chown "$SERVICE_USER:$SERVICE_GROUP" "$1"; }
@@ -129,13 +141,7 @@ install_env_file() {
   done <"$ROOT/.env.example"
   chmod 0640 "$next"
   [[ $EUID != 0 ]] || chown "root:$SERVICE_GROUP" "$next"
-  if [[ -f $ENV_FILE ]] && cmp -s "$next" "$ENV_FILE"; then
-    rm "$next"
-    say "settings unchanged ($ENV_FILE)"
-  else
-    mv "$next" "$ENV_FILE"
-    say "settings written ($ENV_FILE)"
-  fi
+  settle "$next" "$ENV_FILE" settings || true
 }
 
 # The rules are the operator's once installed: the app's file the first time, never overwritten after.
@@ -194,16 +200,45 @@ ReadWritePaths=$STATE $LOGS
 [Install]
 WantedBy=multi-user.target
 EOF
-  if [[ -f $UNIT ]] && cmp -s "$next" "$UNIT"; then
-    rm "$next"
-    say "unit unchanged ($UNIT)"
-    return
-  fi
-  mv "$next" "$UNIT"
-  say "unit written ($UNIT)"
+  settle "$next" "$UNIT" unit || return 0
   if [[ -z $P && -d /run/systemd/system ]]; then
     systemctl daemon-reload
   fi
+}
+
+# The access log is gunicorn's own file (the programs' logs are supervisord's, which rotates them):
+# logrotate moves it past LOG_FILE_MAX_BYTES, keeping LOG_FILE_BACKUPS, and USR1 makes gunicorn reopen
+# it, as nginx does. Debian runs logrotate daily (logrotate.timer). The sizes are the env file's.
+install_logrotate() {
+  local conf=$P/etc/logrotate.d/city-cache max backups
+  max=$(sed -n 's/^LOG_FILE_MAX_BYTES=//p' "$ENV_FILE" | tail -n 1)
+  backups=$(sed -n 's/^LOG_FILE_BACKUPS=//p' "$ENV_FILE" | tail -n 1)
+  if [[ ${max:-0} == 0 ]]; then
+    rm -f "$conf"
+    say "logrotate: none (LOG_FILE_MAX_BYTES=0: access.log is never rotated)"
+    return
+  fi
+  max=${max%B}  # supervisord's 50MB is logrotate's 50M; KB is k
+  max=${max/%K/k}
+  mkdir -p "$(dirname "$conf")"
+  local next=$conf.next
+  cat >"$next" <<EOF
+# Made by ops/vm-install.sh from LOG_FILE_MAX_BYTES and LOG_FILE_BACKUPS in $ENV_FILE. The API's access
+# log, which gunicorn writes itself; supervisord rotates the programs' own logs.
+$LOGS/access.log {
+    size $max
+    rotate ${backups:-10}
+    missingok
+    notifempty
+    su $SERVICE_USER $SERVICE_GROUP
+    postrotate
+        $HOME_DIR/bin/supervisorctl signal USR1 web >/dev/null 2>&1 || true
+    endscript
+}
+EOF
+  chmod 0644 "$next"
+  settle "$next" "$conf" logrotate || true
+  PATH=$PATH:/usr/sbin:/sbin command -v logrotate >/dev/null || say "logrotate is not installed: apt-get install logrotate, or access.log is never rotated"
 }
 
 mkdir -p "$HOME_DIR"
@@ -216,6 +251,7 @@ install_app
 install_wrappers
 install_rules
 install_env_file
+install_logrotate
 install_unit
 cat <<EOF
 vm-install: done. Next, as root:

@@ -166,9 +166,10 @@ def test_countries(db, redis, invalidated, settings):
 @pytest.fixture
 def app_log(settings):
     """The programs' log lines (JSON) written since the test started: LOG_DIR/<program>.log, the files
-    supervisord writes (ops/app.sh and bin/run start it with LOG_DIR from the settings)."""
+    supervisord writes (ops/app.sh and bin/run start it with LOG_DIR from the settings), and the access
+    log gunicorn writes itself."""
     log_dir = Path(settings.log_dir) if Path(settings.log_dir).is_absolute() else ROOT / settings.log_dir
-    paths = [log_dir / f"{program}.log" for program in ("web", "pg_listener", "kafka_cleaner", "consistency_sampler")]
+    paths = [log_dir / f"{name}.log" for name in ("web", "pg_listener", "kafka_cleaner", "consistency_sampler", "access")]
     starts = {path: path.stat().st_size if path.exists() else 0 for path in paths}
 
     def new_lines() -> str:

@@ -1,14 +1,11 @@
 """Long-lived clients, made once per gunicorn worker process and shared by its threads."""
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 
-import psycopg2
 from flask import Flask, current_app
 from minio import Minio
-from psycopg2.pool import ThreadedConnectionPool
 
 from citycache.pipeline import KafkaAdmin
 from citycache.read.cache import LeasedCache
@@ -16,8 +13,9 @@ from citycache.read.near_cache import NearCache
 from citycache.read.resources import RESOURCES
 from citycache.read.tracking import InvalidationListener
 from citycache.rules import Rules
-from citycache.runtime.clients import redis_client, s3_client
+from citycache.runtime.clients import pg_connect, redis_client, s3_client
 from citycache.runtime.metrics import DB_QUERY_SECONDS
+from citycache.runtime.pgpool import PgPool
 from citycache.runtime.startup import checked_rules
 from citycache.settings import Settings
 
@@ -30,7 +28,7 @@ CHECK_TIMEOUT_S = 3.0
 class Resources:
     settings: Settings
     rules: Rules
-    pg_pool: ThreadedConnectionPool
+    pg_pool: PgPool
     cache: LeasedCache
     s3: Minio
     kafka: KafkaAdmin  # for /health and /metrics: one connection per process, not one per request
@@ -44,33 +42,16 @@ class Resources:
             self.listener.ensure_started()
         return self.near
 
-    @contextlib.contextmanager
-    def db(self):
-        """A pooled autocommit connection; one that broke (Postgres restarted) is closed, not reused."""
-        conn = self.pg_pool.getconn()
-        broken = False
-        try:
-            conn.autocommit = True
-            yield conn
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            broken = True
-            raise
-        finally:
-            self.pg_pool.putconn(conn, close=broken or bool(conn.closed))
-
     def query(self, work):
-        """Run `work(conn)`, once more on a fresh connection if the pooled one was dead."""
+        """Run `work(conn)` on a pooled autocommit connection (once more on a new one if it had lost
+        its server)."""
         with DB_QUERY_SECONDS.time():
-            return self._query(work)
+            return self.pg_pool.query(work)
 
-    def _query(self, work):
-        try:
-            with self.db() as conn:
-                return work(conn)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            log.info("postgres connection was dead, retrying on a fresh one")
-            with self.db() as conn:
-                return work(conn)
+
+def pool_size(settings: Settings) -> int:
+    """Postgres connections one API process may hold: one per request thread and two to spare."""
+    return settings.web_threads + 2
 
 
 def init_app(app: Flask) -> None:
@@ -80,9 +61,10 @@ def init_app(app: Flask) -> None:
     rules = app.config.get("RULES") or checked_rules(settings, against_database=False)
     for resource in RESOURCES:
         resource.check(rules)
-    # minconn=0: nothing connects at start, so the app comes up (and says 503) while Postgres is down.
-    pool = ThreadedConnectionPool(
-        0, settings.web_threads + 2, settings.database_url, connect_timeout=3, application_name="web")
+    # Nothing connects at start, so the app comes up (and says 503) while Postgres is down; from the
+    # first use on, connections stay open for the next request.
+    pool = PgPool(lambda: pg_connect(settings, application_name="web"), pool_size(settings),
+                  wait_seconds=CHECK_TIMEOUT_S)
     # On a Redis Cluster the listener tracks every primary and follows the topology (citycache/read/tracking.py).
     near = NearCache(settings.near_cache_max_bytes) if settings.near_cache_enabled else None
     app.extensions["city_cache"] = Resources(

@@ -6,12 +6,17 @@ import contextvars
 import json
 import logging
 import logging.config
+import os
 import time
 
 import orjson
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged as a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+# The API's access log: one line per request, which gunicorn writes to this file of LOG_DIR itself
+# (reopened on SIGUSR1), so that its lines do not cross supervisord's pipe.
+ACCESS_LOG = "access.log"
 
 # The id of the request the current thread serves (web/request_id.py sets it); None outside requests.
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -34,21 +39,25 @@ class JsonFormatter(logging.Formatter):
         self.component = component
         self._second: tuple[int, str] = (-1, "")
 
-    def _timestamp(self, record: logging.LogRecord) -> str:
+    def _timestamp(self, created: float) -> str:
         # strftime once per second, not once per line.
-        second = int(record.created)
+        second = int(created)
         if self._second[0] != second:
             self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        return f"{self._second[1]}.{int(record.msecs):03d}Z"
+        return f"{self._second[1]}.{int((created - second) * 1000):03d}Z"
+
+    def _head(self, created: float, level: str, logger: str, msg: str) -> dict:
+        return {"ts": self._timestamp(created), "level": level, "component": self.component, "logger": logger,
+                "msg": msg}
+
+    def info_line(self, logger: str, msg: str, fields: dict) -> str:
+        """The line format() makes of an INFO record with these `extra` fields, without the record."""
+        line = self._head(time.time(), "info", logger, msg)
+        line.update(fields)
+        return encode(line)
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "ts": self._timestamp(record),
-            "level": record.levelname.lower(),
-            "component": self.component,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+        line = self._head(record.created, record.levelname.lower(), record.name, record.getMessage())
         current = request_id.get()
         if current is not None:
             line["request_id"] = current
@@ -58,8 +67,15 @@ class JsonFormatter(logging.Formatter):
         return encode(line)
 
 
-def logging_config(component: str, level: str = "INFO", *, extra_loggers: dict | None = None) -> dict:
-    """The dictConfig of every program: JSON lines on stdout. gunicorn takes it as logconfig_dict."""
+def access_log_path(log_dir: str) -> str:
+    """LOG_DIR/access.log, absolute (a relative LOG_DIR is the clone's, where every program runs)."""
+    return os.path.join(os.path.abspath(log_dir), ACCESS_LOG)
+
+
+def logging_config(component: str, level: str = "INFO", *, extra_handlers: dict | None = None,
+                   extra_loggers: dict | None = None) -> dict:
+    """The dictConfig of every program: JSON lines on stdout (and in any `extra_handlers`, with the same
+    formatter `json`). gunicorn takes it as logconfig_dict."""
     # kafka-python logs every failed reconnect at ERROR, many a second while a broker is down; our
     # own loops log one line per retry instead. LOG_LEVEL=DEBUG shows kafka-python's view too.
     kafka_level = "DEBUG" if level == "DEBUG" else "CRITICAL"
@@ -67,7 +83,8 @@ def logging_config(component: str, level: str = "INFO", *, extra_loggers: dict |
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "citycache.runtime.logs.JsonFormatter", "component": component}},
-        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+                     **(extra_handlers or {})},
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {"kafka": {"level": kafka_level}, **(extra_loggers or {})},
     }

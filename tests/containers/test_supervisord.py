@@ -13,6 +13,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from citycache.runtime import timing
+from citycache.runtime.logs import access_log_path
 from tests.containers.helpers import (ROOT, command_args, conf_in_image, env_of, gunicorn_config, image_env, image_files,
                                       option, programs, run_commands, services, workdir)
 
@@ -92,6 +93,8 @@ def test_in_the_image_every_program_logs_to_stdout_unrotated():
         assert (p.stdout_logfile_maxbytes, p.stdout_logfile_backups, p.redirect_stderr) == (0, 0, True), name
         assert p.stdout_logfile == f"{env['LOG_DIR']}/{name}.log" and p.stdout_logfile in links, \
             f"{name} logs to {p.stdout_logfile}, which the image does not link to /dev/stdout ({links})"
+    # gunicorn writes its access log itself: in the image, to its stdout, which supervisord relays.
+    assert access_log_path(env["LOG_DIR"]) in links, f"the access log is not linked to /dev/stdout ({links})"
 
 
 def test_on_a_vm_the_same_conf_writes_a_rotated_file_per_program():

@@ -1,4 +1,4 @@
-"""The benchmark command in its quick mode produces all ten figures with sane values.
+"""The benchmark command in its quick mode produces all twelve figures with sane values.
 
 No speed is asserted (timed asserts are forbidden on this shared machine): only that every
 benchmark ran, measured what it says, and wrote the table and the JSON.
@@ -27,9 +27,9 @@ def results(tmp_path_factory, base_url):
     return table, {f["number"]: f for f in data["figures"]}, data
 
 
-def test_all_ten_figures_with_targets(results):
+def test_all_twelve_figures_with_targets(results):
     table, figures, data = results
-    assert sorted(figures) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert sorted(figures) == list(range(1, 13))
     for number, figure in figures.items():
         assert figure["value"] is not None, figure
         assert figure["target"], figure
@@ -48,6 +48,7 @@ def test_ratios_are_positive_numbers(results):
         assert all(ratio > 0 for ratio in figures[number]["details"]["ratios"].values())
         assert {"seed_row", "logical", "notify"} <= set(figures[number]["details"]["ratios"])
     assert figures[7]["details"]["throughput_ratio"] > 0
+    assert figures[10]["value"] > 0 and min(figures[10]["details"]["rps"].values()) > 0  # deployed and its floor
 
 
 def test_every_commit_reached_redis(results):
@@ -73,6 +74,13 @@ def test_miss_storm_ran_exactly_one_query(results):
     assert storm["latency_ms"]["p99"] > 0
 
 
+def test_misses_were_timed_and_their_sessions_counted(results):
+    _, figures, _ = results
+    misses = figures[11]["details"]
+    assert 0 < misses["latency_ms"]["p50"] <= misses["latency_ms"]["p99"]
+    assert set(misses["sessions_opened"]) == {"200 misses", "20 /health", "20 /metrics"} and misses["pool_size"] > 0
+
+
 def test_streaming_measured_the_worker(results):
     _, figures, _ = results
     stream = figures[7]["details"]
@@ -90,7 +98,7 @@ def test_a_rule_writes_its_distinct_values_not_rows_times_keys(results):
 
 def test_the_samplers_cost_was_measured_on_and_off_and_it_runs_again(results):
     _, figures, _ = results
-    cost = figures[10]["details"]
+    cost = figures[12]["details"]
     assert len(cost["runs"]["hits_on"]) == len(cost["runs"]["hits_off"]) == cost["rounds"] >= 1
     assert all(value > 0 for values in cost["runs"].values() for value in values)
     assert cost["hits_on_vs_off"] > 0 and cost["commits_on_vs_off"] > 0 and cost["cached_codes"] > 200

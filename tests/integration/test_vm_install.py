@@ -162,13 +162,39 @@ def test_the_installed_app_serves_and_runs_as_the_user(running, http):
     assert "RUNNING" in ctl(prefix, "status", "consistency_sampler").stdout
 
 
-def test_the_installed_logs_are_files_supervisorctl_tail_reads(running, http):
+def test_the_installed_logs_are_files_supervisorctl_tail_and_cli_logs_read(running, http):
     prefix, url, _ = running
+    assert '"component": "web"' in ctl(prefix, "tail", "-20000", "web").stdout  # the API's own lines
     request_id = f"vm-{uuid.uuid4().hex[:12]}"
     http.get(f"{url}/health", headers={"X-Request-ID": request_id}, timeout=10)
-    wait_until(lambda: request_id in ctl(prefix, "tail", "-20000", "web").stdout, timeout=10,
-               message="the request id in the installed web's log")
-    assert request_id in (prefix / "var/log/city-cache/web.log").read_text()
+    logs = [str(prefix / "opt/city-cache/bin/cli"), "logs", "access", "-n", "1000"]
+    wait_until(lambda: request_id in subprocess.run(logs, capture_output=True, text=True, timeout=60).stdout,
+               timeout=10, message="the request id in the installed API's access log (bin/cli logs)")
+    assert request_id in (prefix / "var/log/city-cache/access.log").read_text()
+
+
+def test_logrotate_moves_the_access_log_and_gunicorn_reopens_it(running, http, tmp_path):
+    """What Debian's daily logrotate run does with the installed file (-f: as if past LOG_FILE_MAX_BYTES)."""
+    prefix, url, _ = running
+    if shutil.which("logrotate") is None:
+        pytest.fail("logrotate is not installed (Debian: logrotate; ops/install.sh installs it)")
+    access = prefix / "var/log/city-cache/access.log"
+    rotated = access.with_name("access.log.1")
+
+    def logged(request_id: str) -> bool:
+        http.get(f"{url}/health/live", headers={"X-Request-ID": request_id}, timeout=10)
+        return access.exists() and request_id in access.read_text()
+
+    before = f"vm-before-{uuid.uuid4().hex[:12]}"
+    wait_until(lambda: logged(before), timeout=10, message="a request in the installed access.log")
+    done = subprocess.run(["logrotate", "-f", "-s", str(tmp_path / "state"), str(prefix / "etc/logrotate.d/city-cache")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert before in rotated.read_text()
+    after = f"vm-after-{uuid.uuid4().hex[:12]}"
+    wait_until(lambda: logged(after), timeout=15, message="a request in the new access.log after the rotation",
+               interval=0.2)
+    assert after not in rotated.read_text()
 
 
 def test_the_installed_doctor_finds_everything_healthy(running):

@@ -1,10 +1,11 @@
 """Unit tests of the hot path's pure parts: the near cache's byte bound and tickets, the cached value
 with its ETag, the log line encoder and request ids (no services needed)."""
 import json
+import logging
 import re
 
 from citycache.read.entry import Entry
-from citycache.runtime.logs import encode
+from citycache.runtime.logs import JsonFormatter, encode
 from citycache.read.near_cache import NearCache
 from web.request_id import choose
 
@@ -55,6 +56,15 @@ def test_log_lines_read_as_the_json_module_writes_them():
             "none": None, "ok": True, "obj": object}
     assert encode(line) == json.dumps(line, default=str)
     assert json.loads(encode({"big": 2 ** 70})) == {"big": 2 ** 70}  # beyond orjson: the general way
+
+
+def test_the_access_line_written_directly_is_the_line_the_logging_module_makes():
+    formatter, fields = JsonFormatter("web"), {"method": "GET", "path": "/cities/BGR", "status": 200, "query": None}
+    record = logging.makeLogRecord({"name": "gunicorn.access", "levelname": "INFO", "msg": "request", **fields})
+    direct = json.loads(formatter.info_line("gunicorn.access", "request", fields))
+    made = json.loads(formatter.format(record))
+    assert direct.pop("ts")[:10] == made.pop("ts")[:10]  # the same day; the clock moved on
+    assert list(direct) == list(made) and direct == made
 
 
 def test_request_ids_are_32_hex_and_unique():

@@ -32,12 +32,12 @@ def debs(plans, command: str) -> set[str]:
 
 def test_bin_run_installs_the_services_and_the_runtime_venv_and_no_test_or_benchmark_tool(plans):
     assert RUNNING <= debs(plans, "bin/run")
-    assert not {"chromium", "wrk", "libjpeg-turbo-progs", "prometheus"} & debs(plans, "bin/run")
+    assert not {"chromium", "wrk", "libjpeg-turbo-progs", "prometheus", "logrotate"} & debs(plans, "bin/run")
     assert plans["bin/run"]["python"].startswith("requirements.txt ")
 
 
-def test_bin_test_adds_chromium_wrk_djpeg_prometheus_and_the_dev_requirements(plans):
-    assert debs(plans, "bin/test") - debs(plans, "bin/run") == {"chromium", "wrk", "libjpeg-turbo-progs", "prometheus"}
+def test_bin_test_adds_its_tools_and_the_dev_requirements(plans):
+    assert debs(plans, "bin/test") - debs(plans, "bin/run") == {"chromium", "wrk", "libjpeg-turbo-progs", "prometheus", "logrotate"}
     assert plans["bin/test"]["python"].startswith("requirements-dev.txt ")
 
 

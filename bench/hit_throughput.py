@@ -52,12 +52,9 @@ class Server:
     def __init__(self, name: str, wsgi: str, env: dict, floor_file: Path, tmp: Path, port: int | None = None):
         self.name, self.port = name, port or free_port()
         self.log_path = ROOT / "artifacts" / f"hit-{name}-gunicorn.log"
-<<<<<<< HEAD
         self.log_path.parent.mkdir(exist_ok=True)
-=======
         log_dir = tmp / f"log-{name}"  # its access log, not in the stack's LOG_DIR
         log_dir.mkdir(exist_ok=True)
->>>>>>> issue-20a
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--config", str(ROOT / "web" / "gunicorn.conf.py"),
              "--bind", f"127.0.0.1:{self.port}", "--control-socket", str(tmp / f"{name}.ctl"), wsgi],

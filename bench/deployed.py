@@ -19,8 +19,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import ARTIFACTS, ROOT, Figure, Sizes, base_url, children, cpu_ticks, median, settings
-from bench.common import free_port
+from bench.common import ARTIFACTS, ROOT, Figure, Sizes, base_url, children, cpu_ticks, free_port, median, settings
 from bench.hit_throughput import CODE, Server, wrk
 
 TARGET = 0.7  # x the no-log floor, near cache on (the stack's default)

@@ -177,6 +177,25 @@ def test_a_table_added_to_the_rules_gets_its_triggers_and_one_removed_loses_them
     assert query(conn, f"SELECT to_regprocedure('{function_name('shop')}()') IS NULL") == [(True,)]
 
 
+def test_values_reach_the_outbox_as_the_text_a_key_is_made_of(existing_db, city_rules):
+    """char(n) without its padding; values equal by their type but written differently (numeric's 1.0 and
+    1.00, citext's cases) stay apart, since their keys differ; a row that moved gives both places."""
+    url, conn = existing_db
+    with conn.cursor() as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS citext")
+        cur.execute("CREATE TABLE part (id int PRIMARY KEY, bin char(5) NOT NULL, size numeric NOT NULL, "
+                    "tag citext NOT NULL)")
+    city_rules.write_text(CITY_RULE + '[[rule]]\ntable = "part"\nkeys = ["bin_{bin}", "part_{size}_{tag}"]\n')
+    assert schema(url, "install").returncode == 0
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO part VALUES (1, 'A1', 1.0, 'Red'), (2, 'A1', 1.00, 'Red'), (3, 'A1', 2, 'Red'), "
+                    "(4, 'A1', 2, 'RED'), (5, 'A1', 2, 'RED')")
+        cur.execute("UPDATE part SET bin = 'B2' WHERE id = 1")
+    assert sorted(vals for vals, in query(conn, f"SELECT vals FROM {OUTBOX} WHERE tbl = 'part'")) == [
+        ["A1", "1.0", "Red"], ["A1", "1.0", "Red"], ["A1", "1.00", "Red"], ["A1", "2", "RED"], ["A1", "2", "Red"],
+        ["B2", "1.0", "Red"]]
+
+
 def test_a_rule_whose_columns_changed_gets_its_function_rendered_anew(existing_db, city_rules):
     url, conn = existing_db
     assert schema(url, "install").returncode == 0

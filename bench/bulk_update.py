@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import time
 
-from bench.common import Figure, Sizes, median, pg_conn, settings, wait_for
-from bench.modes import capture_mode
+from bench.common import Figure, Sizes, median, pg_conn
+from bench.modes import capture_mode, time_logical_beside_none
 from bench.tables import city_copies
-from citycache.pipeline import slot_passed, wal_barrier
 
 TARGET = 1.05
 
@@ -27,7 +26,6 @@ def timed_update(cur, table: str) -> float:
 
 def bench(sizes: Sizes) -> Figure:
     timings = {"none": [], "notify": [], "seed_row": [], "logical": [], "none_beside_logical": []}
-    slot = settings().replication_slot
     with city_copies("bench_bulk", sizes.bulk_rows, variants=("none", "notify", "seed_row", "logical")) as \
             (tables, rules), pg_conn(application_name="bench-bulk") as conn, conn.cursor() as cur:
         order = ["none", "notify", "seed_row"]
@@ -38,13 +36,7 @@ def bench(sizes: Sizes) -> Figure:
                     if repeat:
                         timings[variant].append(elapsed)
         with capture_mode("logical", rules["logical"]):
-            for repeat in range(sizes.bulk_repeats + 1):
-                for variant, key in (("logical", "logical"), ("none", "none_beside_logical")):
-                    elapsed = timed_update(cur, tables[variant])
-                    if repeat:
-                        timings[key].append(elapsed)
-                    barrier = wal_barrier(conn, slot)
-                    wait_for(lambda: slot_passed(conn, slot, barrier), 120, "the slot to pass the bulk UPDATE")
+            time_logical_beside_none(conn, cur, tables, timed_update, sizes.bulk_repeats, timings)
     m = {variant: median(values) for variant, values in timings.items()}
     ratios = {variant: m[variant] / m["none"] for variant in ("notify", "seed_row", "logical")}
     ratios["logical_vs_none_same_phase"] = m["logical"] / m["none_beside_logical"]

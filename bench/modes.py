@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import ROOT, pg_conn, settings, supervisorctl, wait_for
+from citycache.pipeline import slot_passed, wal_barrier
 from citycache.write import replication
 
 MODES = ("notify", "logical")
@@ -76,3 +77,19 @@ def capture_mode(mode: str, extra_rules: list[str] = ()):
             supervisorctl("start", "pg_listener")
             if mode == "logical":
                 wait_for(_slot_gone, 60, "the notify listener to take over again")
+
+
+def time_logical_beside_none(conn, cur, tables: dict[str, str], timed, repeats: int,
+                             times: dict[str, list[float]]) -> None:
+    """Inside capture_mode("logical", ...): `timed(cur, table)` on the published copy and on the copy
+    without capture beside it (times "logical" and "none_beside_logical"), `repeats` rounds after one
+    that warms the caches. After each run the slot is awaited past it, so that one run's decoding does
+    not overlap the next."""
+    slot = settings().replication_slot
+    for repeat in range(repeats + 1):
+        for variant, key in (("logical", "logical"), ("none", "none_beside_logical")):
+            elapsed = timed(cur, tables[variant])
+            if repeat:
+                times[key].append(elapsed)
+            barrier = wal_barrier(conn, slot)
+            wait_for(lambda: slot_passed(conn, slot, barrier), 120, "the slot to pass the UPDATE")

@@ -14,11 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Figure, Sizes, median, pg_conn, settings, wait_for
-from bench.modes import capture_mode
+from bench.common import Figure, Sizes, median, pg_conn
+from bench.modes import capture_mode, time_logical_beside_none
 from bench.tables import city_copies, drop_copy, render_trigger, rule_text
 from bench.write_cost import pgbench
-from citycache.pipeline import slot_passed, wal_barrier
 from citycache.write.dbnames import OUTBOX
 
 LANGUAGE_KEYS = ("country_{countrycode}",)
@@ -93,7 +92,6 @@ def outbox_rows_of_one_update(cur, table: str) -> tuple[int, int]:
 
 def bulk_times(sizes: Sizes) -> tuple[dict[str, list[float]], tuple[int, int]]:
     times: dict[str, list[float]] = {variant: [] for variant in (*VARIANTS, "none_beside_logical")}
-    slot = settings().replication_slot
     repeats = max(2, sizes.bulk_repeats)
     with city_copies("bench_rulebulk", CITY_ROWS, variants=VARIANTS) as (tables, rules), \
             pg_conn(application_name="bench-rules") as conn, conn.cursor() as cur:
@@ -105,13 +103,7 @@ def bulk_times(sizes: Sizes) -> tuple[dict[str, list[float]], tuple[int, int]]:
                     if repeat:
                         times[variant].append(elapsed)
         with capture_mode("logical", rules["logical"]):
-            for repeat in range(repeats + 1):
-                for variant, key in (("logical", "logical"), ("none", "none_beside_logical")):
-                    elapsed = timed_bulk(cur, tables[variant])
-                    if repeat:
-                        times[key].append(elapsed)
-                    barrier = wal_barrier(conn, slot)
-                    wait_for(lambda: slot_passed(conn, slot, barrier), 120, "the slot to pass the UPDATE")
+            time_logical_beside_none(conn, cur, tables, timed_bulk, repeats, times)
     return times, counted
 
 

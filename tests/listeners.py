@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.support import ROOT, supervisorctl, wait_until
+from tests.support import ROOT, stop_program, supervisorctl, wait_until
 
 
 class Listener:
@@ -79,7 +79,7 @@ class OwnListeners:
         self.tmp_path, self.database_url, self.started = tmp_path, database_url, []
 
     def __enter__(self) -> "OwnListeners":
-        supervisorctl("stop", "pg_listener")
+        stop_program("pg_listener")  # asserts STOPPED: no third listener beside the test's own
         return self
 
     def start(self, **env: str) -> Listener:

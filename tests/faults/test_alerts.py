@@ -203,9 +203,15 @@ def test_each_fault_fires_its_alert_and_recovery_resolves_it(prometheus, setting
                 EventsArriving(settings):
             together(lambda: stop_service("s3"), lambda: stop_program("pg_listener"),
                      lambda: stop_program("kafka_cleaner"), apis["doomed"].stop)
+            # Each fault took effect (stop_program and stop_service assert theirs): the API is gone,
+            with pytest.raises(requests.ConnectionError):
+                requests.get(f"http://127.0.0.1:{apis['doomed'].port}/metrics", timeout=2)
             with db.cursor() as cur:
                 cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (SLOT,))
+                cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
+                assert cur.fetchall() == [(False,)], "a slot that nobody reads"
             redis.set(planted_key, stale.cached(), ex=settings.cache_ttl_seconds)  # bypasses the lease
+            assert wrong in redis.get(planted_key), "the stale value in place"
             for name, labels in WINDOW:
                 fired[(name, json.dumps(labels))] = prometheus.await_firing(name, labels, timeout=90)
             assert burst.committed > 0

@@ -7,6 +7,7 @@ mode's slot, turns the triggers back on.
 """
 from __future__ import annotations
 
+import signal
 import threading
 
 import psycopg2
@@ -21,7 +22,7 @@ from tests.api_answers import near_metric
 from tests.faults.test_faults import CODES, run_burst
 from tests.listeners import OwnListeners, in_a_drain
 from tests.subjects import CITY, SUBJECTS, seed
-from tests.support import run_ops, start_program, stop_program, wait_until
+from tests.support import start_program, start_service, stop_program, stop_service, wait_until
 
 MODES = ["notify", "logical"]
 
@@ -41,6 +42,7 @@ class Capture:
 
     def kill_and_restart(self) -> None:
         self.listener.kill()
+        assert self.listener.process.returncode == -signal.SIGKILL, "the listener was not running to be killed"
         self.start()
 
 
@@ -154,8 +156,7 @@ def test_kill_listener_mid_batch(capture, subject, settings, base_url, seeded, f
 def test_postgres_restarted(capture, settings, base_url, seeded, fault_times, pipeline_flows, subject):
     if subject is not CITY:
         pytest.skip("the restart's recovery is the same for every rule: run once per mode")
-    run_burst(settings, base_url, lambda: run_ops("services.sh", "stop", "postgres"),
-              lambda: run_ops("services.sh", "start", "postgres"),
+    run_burst(settings, base_url, lambda: stop_service("postgres"), lambda: start_service("postgres"),
               f"{capture.mode}: Postgres stopped, then started", fault_times, during_fault_committed=False)
     pipeline_flows()
 

@@ -347,11 +347,13 @@ def test_a_city_moving_between_countries_whose_keys_live_on_two_nodes(cluster, s
     by_node = {}
     for code in CODES:
         by_node.setdefault(primary_port_of(cache_key(code), nodes), code)
-    source, target = list(by_node.values())[:2]  # the test codes' keys span two primaries at least
+    assert len(by_node) >= 2, "the test codes' keys must span two primaries"
+    source, target = list(by_node.values())[:2]
     with requests.Session() as http, Readers([API]):
         warm(http, API, source, target)
         with db.cursor() as cur:
             cur.execute("UPDATE city SET countrycode = %s WHERE name = %s", (target, f"{source}-town-1"))
+            assert cur.rowcount == 1, "the city to move"
         wait_until(quiet, timeout=60, message="the move's two DELs", interval=0.05)
         assert_api_fresh(db, [source, target])
     cli_check()
@@ -369,6 +371,7 @@ def test_a_slot_moved_to_a_new_primary_and_back(cluster, seeded, db):
             try:
                 for source, target in ((home, spare), (spare, home)):
                     move_slot(slot, source, target)
+                    assert primary_port_of(key, cluster_nodes()) == target
                     # Served again (and so filled from the slot's new node) before the write.
                     wait_until(lambda: near_serves(http), timeout=30, message="the near cache to serve hits")
                     write(db, code)
@@ -412,7 +415,9 @@ def test_a_killed_static_cleaner_restarted_rejoins_as_the_same_member(cluster, s
     wait_until(lambda: group_members("kafka_cleaner") == 2, timeout=30, message="both cleaners in the group")
 
     def kill_and_restart():
+        killed = cluster.procs["cleaner-1"]
         cluster.kill_program("cleaner-1")
+        assert killed.returncode == -signal.SIGKILL, "cleaner-1 was not running to be killed"
         cluster.start_program("cleaner-1")
 
     at = burst_with_fault(kill_and_restart)
@@ -425,7 +430,9 @@ def test_two_cleaners_one_killed_and_gone(cluster, seeded, fault_times):
     """The dead member's partitions move to the other after the session timeout."""
     wait_until(lambda: group_members("kafka_cleaner") == 2, timeout=30, message="both cleaners in the group")
     try:
+        killed = cluster.procs["cleaner-2"]
         at = burst_with_fault(lambda: cluster.kill_program("cleaner-2"))
+        assert killed.returncode == -signal.SIGKILL, "cleaner-2 was not running to be killed"
         assert_consistent(f"two cleaners, one kill -9 and gone (session {topo.SESSION_TIMEOUT_MS} ms)", at,
                           fault_times)
     finally:

@@ -163,8 +163,10 @@ def test_two_cleaners_in_one_group_one_killed(settings, base_url, seeded, fault_
         # Both members hold partitions once the group rebalanced: the supervised cleaner logs it.
         wait_until(lambda: '"msg": "partitions assigned"' in app_log(), timeout=30,
                    message="the group to rebalance onto two cleaners", interval=0.1)
-        run_burst(settings, base_url, lambda: second.kill(), lambda: second.wait(timeout=10),
-                  "two cleaners, one kill -9", fault_times)
+        def killed() -> None:
+            assert second.wait(timeout=10) == -signal.SIGKILL, "the second cleaner was not running to be killed"
+
+        run_burst(settings, base_url, second.kill, killed, "two cleaners, one kill -9", fault_times)
     finally:
         if second.poll() is None:
             second.kill()

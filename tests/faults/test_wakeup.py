@@ -123,6 +123,7 @@ def test_two_listeners_share_the_outbox_and_one_killed_mid_drain_loses_nothing(s
                 kill_the_one_mid_drain()
                 burst.await_writes(100)
             recovered_at = time.monotonic()
+            assert listeners[killed["pid"]].process.wait(timeout=10) == -signal.SIGKILL
             survivor = next(listener for pid, listener in listeners.items() if pid != killed["pid"])
             assert_consistent(settings, "two pg_listeners, kill -9 the one mid-drain", recovered_at, fault_times)
             published_after = [datetime.fromisoformat(m["ts"].replace("Z", "+00:00")).timestamp()

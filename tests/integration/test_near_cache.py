@@ -80,7 +80,7 @@ def test_a_killed_tracking_connection_empties_the_cache_and_bypasses_it_until_ba
     assert read(cache, redis) == b"before" and cache.get(KEY) == b"before"
     killed = listener.client_id
     ticket = cache.ticket(KEY)
-    redis.client_kill_filter(_id=killed)
+    assert redis.client_kill_filter(_id=killed) == 1
     wait_until(lambda: not cache.live, message="the loss to be noticed")
     assert len(cache) == 0 and cache.bytes_held == 0  # flushed at once, not on reconnect
     assert cache.get(KEY) is None and cache.ticket(KEY) is None
@@ -140,7 +140,7 @@ def test_the_api_survives_its_tracking_connections_being_killed(base_url, http, 
     assert killed, "each API process keeps a tracking connection"
     lost_before = near_metric(http, base_url, "citycache_near_cache_lost_total")
     for client_id in killed.values():
-        redis.client_kill_filter(_id=client_id)
+        assert redis.client_kill_filter(_id=client_id) == 1
     with db.cursor() as cur:  # a write right away, maybe before tracking is back
         cur.execute("UPDATE city SET population = 3 WHERE countrycode = 'QQA'")
     expect(http, base_url, "QQA", [("Alpha", 3)])
